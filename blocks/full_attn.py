@@ -1,0 +1,56 @@
+"""``full_attn``: causal temporal attention over the whole history (growing KV cache)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from rad_bench.block import MemoryBlock, State
+from rad_bench.model.layers import apply_rope, rope_angles
+from rad_bench.registry import register_block
+
+
+@register_block("full_attn")
+class FullAttention(MemoryBlock):
+    """Per spatial token, attend causally to that token in *every* earlier frame.
+
+    The upper bound on recall that does not fit long rollouts: the KV cache grows by one frame per
+    frame. The action embedding is added to the input of q/k so retrieval can key on where the
+    camera is (RAD feeds the action to the memory block directly). 1-D RoPE on absolute frame index.
+
+    State: ``k, v: (b n, h, T, d/h)`` for all T frames seen, ``t0: ()`` frames seen.
+    Cost per frame: O(T n d) attention + O(n d^2) projections.
+    """
+
+    state_growth = "linear"
+
+    def __init__(self, dim: int, *, heads: int = 4, window: int = 8) -> None:
+        super().__init__(dim, heads=heads, window=window)
+        self.to_qkv = nn.Linear(dim, 3 * dim)
+        self.to_out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.to_out.weight)
+        nn.init.zeros_(self.to_out.bias)
+
+    def init_state(self, batch: int, tokens: int, device: torch.device, dtype: torch.dtype) -> State:
+        e = self.dim // self.heads
+        empty = torch.zeros(batch * tokens, self.heads, 0, e, device=device, dtype=dtype)
+        return {"k": empty, "v": empty.clone(), "t0": torch.zeros((), dtype=torch.long, device=device)}
+
+    def forward(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State]:
+        b, t, n, d = x.shape
+        if state is None:
+            state = self.init_state(b, n, x.device, x.dtype)
+        t0 = int(state["t0"])
+        h = x + action[:, :, None]
+        q, k, v = rearrange(self.to_qkv(h), "b t n (three h e) -> three (b n) h t e", three=3, h=self.heads)
+        cos, sin = rope_angles(torch.arange(t0, t0 + t, device=x.device), q.shape[-1])
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        k, v = torch.cat([state["k"], k], dim=2), torch.cat([state["v"], v], dim=2)
+        past = k.shape[2] - t
+        # query i (absolute t0 + i) sees all cached frames and new frames j <= i
+        mask = torch.ones(t, k.shape[2], dtype=torch.bool, device=x.device).tril(diagonal=past)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = self.to_out(rearrange(y, "(b n) h t e -> b t n (h e)", b=b))
+        return y, {"k": k, "v": v, "t0": state["t0"] + t}

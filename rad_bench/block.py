@@ -1,0 +1,64 @@
+"""The memory-block contract shared by every block in ``blocks/``.
+
+A memory block is the swappable temporal mixer inside each layer of the video DiT
+(:mod:`rad_bench.model.dit`). The shell owns normalisation, adaLN modulation, the gate and the
+residual; the block only mixes along time, per spatial token or per frame as it documents.
+
+Contract (checked for every registered block by ``tests/test_blocks_contract.py``):
+
+- ``forward(x, state, action) -> (y, state)`` with ``x: (b, t, n, d)``, ``action: (b, t, d)``
+  (the shell's action embedding), ``y`` like ``x``. ``state=None`` means "start of clip".
+  State is a ``dict[str, Tensor]`` (or ``None`` for stateless blocks) and is *returned*, never
+  mutated in place, so a caller can evaluate a frame and throw the new state away.
+- causal: output at frame ``j`` depends on frames ``<= j`` only.
+- one call over ``t`` frames == two calls over ``t1`` and ``t - t1`` frames with the state carried
+  == ``t`` calls of :meth:`step`.
+- the output projection is zero-initialised, so at step 0 every block computes the same
+  function as the ``none`` baseline and differences come from learning.
+- ``state_growth`` is ``"constant"`` or ``"linear"`` (in the number of frames seen).
+"""
+
+from __future__ import annotations
+
+from abc import ABCMeta, abstractmethod
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+State = dict[str, Tensor] | None
+
+
+class MemoryBlock(nn.Module, metaclass=ABCMeta):
+    """Base class: subclasses implement :meth:`forward` and, if stateful, :meth:`init_state`."""
+
+    name: ClassVar[str] = "?"
+    state_growth: ClassVar[str] = "constant"
+
+    def __init__(self, dim: int, *, heads: int = 4, window: int = 8) -> None:
+        super().__init__()
+        self.dim, self.heads, self.window = dim, heads, window
+
+    def init_state(self, batch: int, tokens: int, device: torch.device, dtype: torch.dtype) -> State:
+        return None
+
+    @abstractmethod
+    def forward(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State]:
+        """Mix ``x: (b, t, n, d)`` along time from ``state``; return ``(y, new_state)``."""
+
+    def step(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State]:
+        """One frame: ``x: (b, n, d)``, ``action: (b, d)``. Defaults to ``forward`` with ``t = 1``."""
+        y, state = self(x[:, None], state, action[:, None])
+        return y[:, 0], state
+
+    @property
+    def impl(self) -> str:
+        """Which implementation runs (``ref`` = pure PyTorch); blocks with kernels override it."""
+        return "ref"
+
+
+def state_bytes(state: State) -> int:
+    """Bytes held by a block state (what must be kept between frames)."""
+    if state is None:
+        return 0
+    return sum(v.numel() * v.element_size() for v in state.values() if isinstance(v, Tensor))

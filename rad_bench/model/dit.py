@@ -1,0 +1,233 @@
+"""The shared video DiT: one backbone, one memory-block slot per layer.
+
+Each layer holds (RAD, Sec. 3; Oasis-style factorised attention):
+
+    x += gate * SpatialAttn(adaLN(x))      tokens of one frame, 2-D RoPE, bidirectional
+    x += gate * TemporalAttn(adaLN(x))     per spatial token, causal, last `window` frames, 1-D RoPE
+    x += gate * MemoryBlock(adaLN(x), a)   the swappable part (blocks/), gets the action directly
+    x += gate * Mlp(adaLN(x))
+
+with adaLN-Zero modulation from ``c = timestep_emb(level) + action_emb(action)`` per frame.
+Every frame has its own diffusion level (Diffusion Forcing), so one forward call can hold clean
+context frames and noisy frames side by side.
+
+The model is a pure function of ``(x, levels, actions, state)``: ``state`` carries the
+temporal-attention KV cache (last ``window - 1`` frames) and each layer's memory-block state,
+so generating frame by frame equals one parallel call over the same frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from rad_bench.block import MemoryBlock, State, state_bytes
+from rad_bench.model.layers import (
+    Attention,
+    Mlp,
+    TimestepEmbedder,
+    apply_rope,
+    apply_rope_2d,
+    modulate,
+    rope_2d,
+    rope_angles,
+    temporal_mask,
+)
+
+
+@dataclass
+class DiTConfig:
+    frame_size: int = 32  # square frames, pixels
+    channels: int = 3
+    patch: int = 4
+    dim: int = 96
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    window: int = 4  # frames visible to temporal attention, the current one included
+    action_dim: int = 7
+
+    @property
+    def side(self) -> int:
+        return self.frame_size // self.patch
+
+    @property
+    def tokens(self) -> int:
+        return self.side**2
+
+
+PRESETS: dict[str, dict[str, float | int]] = {
+    "tiny": {"dim": 64, "depth": 3, "heads": 4},  # tests
+    "small": {"dim": 96, "depth": 4, "heads": 4},  # CPU smoke
+    "dit_s": {"dim": 384, "depth": 12, "heads": 6},  # one GPU
+    "dit_b": {"dim": 768, "depth": 12, "heads": 12},
+}
+
+
+@dataclass
+class DiTState:
+    """Everything a rollout keeps between frames."""
+
+    t0: int = 0  # absolute index of the next frame (temporal RoPE position)
+    kv: list[tuple[Tensor, Tensor] | None] = field(default_factory=list)  # per layer, (b n) h w e
+    mem: list[State] = field(default_factory=list)  # per layer memory-block state
+
+    def nbytes(self) -> tuple[int, int]:
+        """(window KV cache bytes, memory-block state bytes)."""
+        kv = sum(k.numel() * k.element_size() * 2 for k, _ in filter(None, self.kv))
+        return kv, sum(state_bytes(s) for s in self.mem)
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Layer
+# --------------------------------------------------------------------------------------------
+
+
+class DiTLayer(nn.Module):
+    """The fixed shell around one memory block."""
+
+    N_MOD = 12  # (shift, scale, gate) x (spatial, temporal, memory, mlp)
+
+    def __init__(self, cfg: DiTConfig, block: MemoryBlock) -> None:
+        super().__init__()
+        d = cfg.dim
+        self.window, self.heads = cfg.window, cfg.heads
+        self.norms = nn.ModuleList(nn.LayerNorm(d, elementwise_affine=False, eps=1e-6) for _ in range(4))
+        self.spatial = Attention(d, cfg.heads)
+        self.temporal = Attention(d, cfg.heads)
+        self.memory = block
+        self.mlp = Mlp(d, cfg.mlp_ratio)
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(d, self.N_MOD * d))
+
+    def forward(
+        self,
+        x: Tensor,  # (b, t, n, d)
+        cond: Tensor,  # (b, t, d)
+        action: Tensor,  # (b, t, d)
+        kv: tuple[Tensor, Tensor] | None,
+        mem: State,
+        t0: int,
+        rope_sp: tuple[Tensor, Tensor],
+    ) -> tuple[Tensor, tuple[Tensor, Tensor], State]:
+        b, t, n, _ = x.shape
+        mods = self.ada(cond)[:, :, None].chunk(self.N_MOD, dim=-1)  # 12 x (b, t, 1, d)
+        sh, sc, g = mods[0:3]
+        h = modulate(self.norms[0](x), sh, sc)
+        x = x + g * self._spatial(h, rope_sp)
+        sh, sc, g = mods[3:6]
+        h = modulate(self.norms[1](x), sh, sc)
+        y, kv = self._temporal(h, kv, t0)
+        x = x + g * y
+        sh, sc, g = mods[6:9]
+        y, mem = self.memory(modulate(self.norms[2](x), sh, sc), mem, action)
+        x = x + g * y
+        sh, sc, g = mods[9:12]
+        x = x + g * self.mlp(modulate(self.norms[3](x), sh, sc))
+        return x, kv, mem
+
+    def _spatial(self, h: Tensor, rope_sp: tuple[Tensor, Tensor]) -> Tensor:
+        b = h.shape[0]
+        q, k, v = self.spatial.qkv(rearrange(h, "b t n d -> (b t) n d"))  # (b t) h n e
+        q, k = apply_rope_2d(q, *rope_sp), apply_rope_2d(k, *rope_sp)
+        return rearrange(self.spatial.attend(q, k, v), "(b t) n d -> b t n d", b=b)
+
+    def _temporal(
+        self, h: Tensor, kv: tuple[Tensor, Tensor] | None, t0: int
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Causal attention over the last ``window`` frames; ``kv`` caches up to window-1 past frames."""
+        b, t, n, _ = h.shape
+        q, k, v = self.temporal.qkv(rearrange(h, "b t n d -> (b n) t d"))  # (b n) h t e
+        pos = torch.arange(t0, t0 + t, device=h.device)
+        cos, sin = rope_angles(pos, q.shape[-1])
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if kv is not None:  # cached keys are stored already rotated at their own positions
+            k, v = torch.cat([kv[0], k], dim=2), torch.cat([kv[1], v], dim=2)
+        k_pos = torch.arange(t0 + t - k.shape[2], t0 + t, device=h.device)
+        mask = temporal_mask(pos, k_pos, self.window)
+        y = self.temporal.attend(q, k, v, mask)
+        start = max(0, k.shape[2] - (self.window - 1))  # keep the frames the next call can still see
+        new_kv = (k[:, :, start:], v[:, :, start:])
+        return rearrange(y, "(b n) t d -> b t n d", b=b), new_kv
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Model
+# --------------------------------------------------------------------------------------------
+
+
+class VideoDiT(nn.Module):
+    """Frames ``(b, t, c, H, W)`` in [-1, 1], levels ``(b, t)``, actions ``(b, t, a)`` ->
+    per-frame prediction (epsilon or v) of the same shape as the frames."""
+
+    def __init__(self, cfg: DiTConfig, make_block: Callable[[], MemoryBlock]) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, p, c = cfg.dim, cfg.patch, cfg.channels
+        assert cfg.frame_size % p == 0, f"frame_size {cfg.frame_size} must be a multiple of patch {p}"
+        self.x_embedder = nn.Linear(p * p * c, d)
+        self.t_embedder = TimestepEmbedder(d)
+        self.a_embedder = nn.Linear(cfg.action_dim, d)
+        self.layers = nn.ModuleList(DiTLayer(cfg, make_block()) for _ in range(cfg.depth))
+        self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
+        self.final_out = nn.Linear(d, p * p * c)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        # DiT recipe: xavier linears, then zero every adaLN modulation and the output layer, so each
+        # residual branch starts as identity. Blocks keep their own zero-initialised output projection.
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Linear) and ".memory." not in f".{name}.":
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        for layer in self.layers:
+            nn.init.zeros_(layer.ada[-1].weight)
+            nn.init.zeros_(layer.ada[-1].bias)
+        for m in (self.final_ada[-1], self.final_out):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype = torch.float32) -> DiTState:
+        mem = [layer.memory.init_state(batch, self.cfg.tokens, device, dtype) for layer in self.layers]
+        return DiTState(t0=0, kv=[None] * len(self.layers), mem=mem)
+
+    def forward(
+        self, x: Tensor, levels: Tensor, actions: Tensor, state: DiTState | None = None
+    ) -> tuple[Tensor, DiTState]:
+        b, t = x.shape[:2]
+        if state is None:
+            state = self.init_state(b, x.device, x.dtype)
+        p, side = self.cfg.patch, self.cfg.side
+        tokens = rearrange(x, "b t c (i p1) (j p2) -> b t (i j) (p1 p2 c)", p1=p, p2=p)
+        h = self.x_embedder(tokens)  # (b, t, n, d)
+        a = self.a_embedder(actions)  # (b, t, d)
+        cond = self.t_embedder(levels) + a
+        rope_sp = rope_2d(side, self.cfg.dim // self.cfg.heads, x.device)
+        kvs, mems = [], []
+        for layer, kv, mem in zip(self.layers, state.kv, state.mem):
+            h, kv, mem = layer(h, cond, a, kv, mem, state.t0, rope_sp)
+            kvs.append(kv)
+            mems.append(mem)
+        shift, scale = self.final_ada(cond)[:, :, None].chunk(2, dim=-1)
+        out = self.final_out(modulate(self.final_norm(h), shift, scale))  # (b, t, n, p*p*c)
+        out = rearrange(out, "b t (i j) (p1 p2 c) -> b t c (i p1) (j p2)", i=side, p1=p, p2=p)
+        return out, DiTState(t0=state.t0 + t, kv=kvs, mem=mems)
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def build_model(cfg: DiTConfig, block_cls: type[MemoryBlock], block_kwargs: dict) -> VideoDiT:
+    """The DiT with ``block_cls(dim, heads=, window=, **block_kwargs)`` in every layer's slot."""
+    return VideoDiT(cfg, lambda: block_cls(cfg.dim, heads=cfg.heads, window=cfg.window, **block_kwargs))
+
+
+def block_params(model: VideoDiT) -> int:
+    return sum(count_params(layer.memory) for layer in model.layers)

@@ -1,0 +1,128 @@
+"""Building blocks of the video DiT: embedders, RoPE, attention, MLP, adaLN helpers.
+
+Shapes use one alphabet everywhere: ``b`` batch, ``t`` frames, ``n`` tokens per frame, ``d`` width,
+``h`` heads, ``c`` pixel channels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    # adaLN: shift/scale are per frame (b, t, 1, d) and broadcast over the n tokens of the frame
+    return x * (1 + scale) + shift
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Embedders
+# --------------------------------------------------------------------------------------------
+
+
+class TimestepEmbedder(nn.Module):
+    """Per-frame diffusion level -> vector (DiT's sinusoidal embedding + MLP)."""
+
+    def __init__(self, dim: int, freq_dim: int = 256) -> None:
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    @staticmethod
+    def sinusoidal(levels: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
+        half = dim // 2
+        freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=levels.device) / half)
+        args = levels.float()[..., None] * freqs  # (..., half)
+        return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+    def forward(self, levels: Tensor) -> Tensor:
+        return self.mlp(self.sinusoidal(levels, self.freq_dim))  # (b, t, d)
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Rotary position embedding
+# --------------------------------------------------------------------------------------------
+
+
+def rope_angles(pos: Tensor, dim: int, base: float = 10000.0) -> tuple[Tensor, Tensor]:
+    """cos/sin tables for integer positions ``pos: (L,)`` over ``dim`` (even) channels -> (L, dim)."""
+    inv = 1.0 / base ** (torch.arange(0, dim, 2, device=pos.device, dtype=torch.float32) / dim)
+    ang = pos.float()[:, None] * inv  # (L, dim/2)
+    ang = torch.cat([ang, ang], dim=-1)
+    return ang.cos(), ang.sin()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate pairs (x_i, x_{i+dim/2}) of the last dim; cos/sin broadcast against ``x``."""
+    x1, x2 = x.chunk(2, dim=-1)
+    rotated = torch.cat([-x2, x1], dim=-1)
+    return (x.float() * cos + rotated.float() * sin).to(x.dtype)
+
+
+def rope_2d(side: int, head_dim: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Axial 2-D RoPE for a ``side x side`` token grid: half the channels rotate with the row,
+    half with the column. Returns cos/sin of shape (n, head_dim)."""
+    half = head_dim // 2
+    idx = torch.arange(side, device=device)
+    rows, cols = torch.meshgrid(idx, idx, indexing="ij")
+    cr, sr = rope_angles(rows.flatten(), half)
+    cc, sc = rope_angles(cols.flatten(), half)
+    return torch.cat([cr, cc], -1), torch.cat([sr, sc], -1)
+
+
+def apply_rope_2d(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    half = x.shape[-1] // 2
+    rows = apply_rope(x[..., :half], cos[:, :half], sin[:, :half])
+    cols = apply_rope(x[..., half:], cos[:, half:], sin[:, half:])
+    return torch.cat([rows, cols], dim=-1)
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Attention and MLP
+# --------------------------------------------------------------------------------------------
+
+
+class Attention(nn.Module):
+    """Multi-head attention with fused qkv; positions are applied by the caller through ``rope``.
+
+    Uses PyTorch SDPA (flash/memory-efficient kernels on CUDA, a fused CPU kernel otherwise).
+    """
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        assert dim % heads == 0, f"dim {dim} must be divisible by heads {heads}"
+        self.heads = heads
+        self.to_qkv = nn.Linear(dim, 3 * dim)
+        self.to_out = nn.Linear(dim, dim)
+
+    def qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        q, k, v = rearrange(self.to_qkv(x), "s l (three h e) -> three s h l e", three=3, h=self.heads)
+        return q, k, v
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.to_out(rearrange(y, "s h l e -> s l (h e)"))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, ratio: float = 4.0) -> None:
+        super().__init__()
+        hidden = int(dim * ratio)
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def temporal_mask(q_pos: Tensor, k_pos: Tensor, window: int | None) -> Tensor:
+    """Boolean (Lq, Lk) mask: query at frame p sees keys at frames in ``(p - window, p]``
+    (all of ``<= p`` when ``window`` is None)."""
+    diff = q_pos[:, None] - k_pos[None, :]
+    mask = diff >= 0
+    if window is not None:
+        mask &= diff < window
+    return mask

@@ -1,0 +1,15 @@
+"""Shared fixtures. Tests run on CPU with few threads so they stay fast and repeatable on 2 cores."""
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
