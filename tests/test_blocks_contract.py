@@ -1,6 +1,6 @@
 """Contract tests run for every registered memory block (new blocks are enrolled automatically).
 
-    pytest tests/test_blocks_contract.py
+pytest tests/test_blocks_contract.py
 """
 
 import pytest

@@ -135,9 +135,7 @@ class DiTLayer(nn.Module):
         q, k = apply_rope_2d(q, *rope_sp), apply_rope_2d(k, *rope_sp)
         return rearrange(self.spatial.attend(q, k, v), "(b t) n d -> b t n d", b=b)
 
-    def _temporal(
-        self, h: Tensor, kv: tuple[Tensor, Tensor] | None, t0: int
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def _temporal(self, h: Tensor, kv: tuple[Tensor, Tensor] | None, t0: int) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """Causal attention over the last ``window`` frames; ``kv`` caches up to window-1 past frames."""
         b, t, n, _ = h.shape
         q, k, v = self.temporal.qkv(rearrange(h, "b t n d -> (b n) t d"))  # (b n) h t e

@@ -1,0 +1,103 @@
+"""``lstm_attn``: RAD's memory block -- an LSTM per spatial token, read out by attention."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from rad_bench.block import MemoryBlock, State
+from rad_bench.registry import register_block
+
+
+class LSTMCell(nn.Module):
+    """A plain LSTM cell (Hochreiter & Schmidhuber 1997), gates in ``torch.nn.LSTM`` order (i, f, g, o).
+
+    One fused ``Linear(d_in + d_h -> 4 d_h)`` on ``[x, h]`` holds all gate weights, so the cell is
+    ``gates = W [x, h] + b``. :meth:`step` is that literal cell (the test oracle); :meth:`scan` is the
+    same function over a sequence, with the input half of ``W`` applied to all frames in one matmul
+    before the time loop so only the ``d_h x 4 d_h`` hidden matmul stays sequential.
+    """
+
+    def __init__(self, dim_in: int, hidden: int) -> None:
+        super().__init__()
+        self.dim_in, self.hidden = dim_in, hidden
+        self.to_gates = nn.Linear(dim_in + hidden, 4 * hidden)
+        # forget-gate bias 1 (Jozefowicz et al. 2015): the memory starts by keeping, not erasing
+        with torch.no_grad():
+            self.to_gates.bias.zero_()
+            self.to_gates.bias[hidden : 2 * hidden].fill_(1.0)
+
+    @staticmethod
+    def _update(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def step(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """One step: ``x: (B, d_in)``, ``h, c: (B, d_h)`` -> ``(h, c)``."""
+        return self._update(self.to_gates(torch.cat([x, h], dim=-1)), c)
+
+    def scan(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Sequence: ``x: (B, t, d_in)``, ``h, c: (B, d_h)`` -> ``(hs: (B, t, d_h), h, c)``."""
+        w_x, w_h = self.to_gates.weight.split([self.dim_in, self.hidden], dim=1)
+        gx = F.linear(x, w_x, self.to_gates.bias)  # (B, t, 4 d_h), all frames at once
+        w_h = w_h.t()
+        hs = []
+        for i in range(x.shape[1]):
+            h, c = self._update(torch.addmm(gx[:, i], h, w_h), c)
+            hs.append(h)
+        return torch.stack(hs, dim=1), h, c
+
+
+@register_block("lstm_attn")
+class LSTMAttention(MemoryBlock):
+    """RAD's memory (Chen et al. 2025, https://arxiv.org/abs/2511.12940): an LSTM whose hidden and
+    cell states are the memory carried across frames, read out by attention; the action embedding is
+    added to the block's input. The paper does not say along which axis its LSTM recurs, so we recur
+    *per spatial token along time* (``(b n)`` independent sequences, like the shell's temporal
+    attention): the state then keeps spatial detail (n vectors per layer, not one) and the recurrence
+    is as parallel as the batch. Because camera motion moves content across positions, the read-out
+    is not per token: per frame, the n tokens of the current input (queries) attend over the n hidden
+    states ``h_t`` of that same frame (keys/values), multi-head, so each token can read memory from
+    any position. No positional encoding in the read-out (the block does not know the frame's grid);
+    queries match memory by content. The LSTM cell is hand-written (one fused gate Linear, forget
+    bias 1) and checked against ``torch.nn.LSTM``. Output projection zero-initialised.
+    State: ``h, c: ((b n), d_h)``, constant size. Cost per frame: O(n d d_h) for the gates,
+    O(n^2 d) for the read-out attention, O(n d^2) projections.
+    """
+
+    state_growth = "constant"
+
+    def __init__(self, dim: int, *, heads: int = 4, window: int = 8, hidden: int | None = None) -> None:
+        super().__init__(dim, heads=heads, window=window)
+        assert dim % heads == 0, f"dim {dim} must be divisible by heads {heads}"
+        self.hidden = hidden or dim
+        self.cell = LSTMCell(dim, self.hidden)
+        self.to_q = nn.Linear(dim, dim)
+        self.to_kv = nn.Linear(self.hidden, 2 * dim)
+        self.to_out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.to_out.weight)
+        nn.init.zeros_(self.to_out.bias)
+
+    def init_state(self, batch: int, tokens: int, device: torch.device, dtype: torch.dtype) -> State:
+        h = torch.zeros(batch * tokens, self.hidden, device=device, dtype=dtype)
+        return {"h": h, "c": h.clone()}
+
+    def forward(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State]:
+        b, t, n, d = x.shape
+        if state is None:
+            state = self.init_state(b, n, x.device, x.dtype)
+        u = x + action[:, :, None]  # RAD feeds the action to the memory block directly
+        hs, h, c = self.cell.scan(rearrange(u, "b t n d -> (b n) t d"), state["h"], state["c"])
+        y = self.read(u, rearrange(hs, "(b n) t e -> b t n e", b=b))
+        return y, {"h": h, "c": c}
+
+    def read(self, u: Tensor, hs: Tensor) -> Tensor:
+        """Per frame, tokens ``u: (b, t, n, d)`` attend over that frame's memory ``hs: (b, t, n, d_h)``."""
+        b = u.shape[0]
+        q = rearrange(self.to_q(u), "b t n (h e) -> (b t) h n e", h=self.heads)
+        k, v = rearrange(self.to_kv(hs), "b t n (two h e) -> two (b t) h n e", two=2, h=self.heads)
+        y = F.scaled_dot_product_attention(q, k, v)  # no mask: all n memory slots of this frame
+        return self.to_out(rearrange(y, "(b t) h n e -> b t n (h e)", b=b))

@@ -1,0 +1,3 @@
+from rad_bench.cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""``rad-bench`` command line: run / ls / validate / report. Commands parse and delegate."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="rad-bench",
+    help="Benchmark memory blocks in autoregressive video diffusion world models.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    epilog=(
+        "Examples:\n\n"
+        "  rad-bench run suites/smoke.yaml\n\n"
+        "  rad-bench run suites/smoke.yaml --set train.steps=200 --set 'blocks=[none, full_attn]'\n\n"
+        "  rad-bench report results/smoke/20261125-1530-abc1234"
+    ),
+)
+
+
+def _fail(msg: str) -> None:
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    suite: Annotated[Path, typer.Argument(help="suite YAML, e.g. suites/smoke.yaml")],
+    *,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. train.steps=200")] = None,
+    limit_steps: Annotated[
+        int | None, typer.Option(help="cap training steps for a quick check (results marked non-comparable)")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="continue the latest run of this exact suite")] = False,
+    run_dir: Annotated[Path | None, typer.Option(help="write into (or resume) this run folder")] = None,
+    results: Annotated[Path, typer.Option(help="root folder for run folders")] = Path("results"),
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Train, roll out and score every block x seed of a suite, then write the leaderboard."""
+    from rad_bench.config import SuiteError, load_suite
+    from rad_bench.runner import run_suite
+
+    try:
+        s = load_suite(suite, set_ or [])
+        out = run_suite(
+            s,
+            run_dir=run_dir,
+            resume=resume,
+            limit_steps=limit_steps,
+            results_root=results,
+            progress=progress,
+            argv=sys.argv,
+        )
+    except SuiteError as e:
+        _fail(str(e))
+        return
+    typer.echo((out / "leaderboard.md").read_text())
+    typer.echo(f"results: {out}")
+
+
+@app.command()
+def validate(
+    suite: Annotated[Path, typer.Argument(help="suite YAML")],
+    *,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. train.steps=200")] = None,
+) -> None:
+    """Load and resolve a suite without running anything; print the resolved YAML."""
+    import yaml
+
+    from rad_bench.config import SuiteError, load_suite, resolved_dict
+
+    try:
+        s = load_suite(suite, set_ or [])
+    except SuiteError as e:
+        _fail(str(e))
+        return
+    typer.echo(yaml.safe_dump(resolved_dict(s), sort_keys=False))
+    typer.secho(f"{suite}: ok", fg=typer.colors.GREEN, err=True)
+
+
+@app.command()
+def ls(what: Annotated[str, typer.Argument(help="blocks | metrics | datasets | suites")] = "blocks") -> None:
+    """List registered blocks, metrics, datasets, or the suites in ./suites."""
+    from rad_bench.registry import BLOCKS, DATASETS, METRICS, unknown_name_message
+
+    if what == "blocks":
+        for name in BLOCKS.names():
+            cls = BLOCKS.get(name)
+            doc = (cls.__doc__ or "").strip().splitlines()[0]
+            typer.echo(f"{name:<12} state={cls.state_growth:<8} {doc}")
+    elif what == "metrics":
+        for name in METRICS.names():
+            m = METRICS.get(name)
+            typer.echo(f"{name:<8} {m.arrow} {m.scope:<9} {m.description}")
+    elif what == "datasets":
+        for name in DATASETS.names():
+            typer.echo(f"{name:<12} {(DATASETS.get(name).__module__)}")
+    elif what == "suites":
+        for f in sorted(Path("suites").rglob("*.yaml")):
+            if not f.name.startswith("_"):
+                typer.echo(str(f))
+    else:
+        _fail(unknown_name_message("listing", what, ["blocks", "metrics", "datasets", "suites"]))
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder holding metrics.csv")],
+) -> None:
+    """Rebuild leaderboard.csv/.md and figures from a run folder's CSVs (no GPU, no torch)."""
+    from rad_bench import report as rep
+
+    if not (run_dir / "metrics.csv").is_file():
+        _fail(f"{run_dir}: no metrics.csv (is this a run folder? runs live under results/<suite>/)")
+    rep.write(run_dir)
+    typer.echo((run_dir / "leaderboard.md").read_text())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

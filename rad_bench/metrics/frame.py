@@ -1,0 +1,38 @@
+"""Per-frame image metrics on frames in [-1, 1] (scored in [0, 1], as TECO and Po et al.)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _unit(x: Tensor) -> Tensor:
+    return ((x.double() + 1) / 2).clamp(0, 1)
+
+
+def psnr(pred: Tensor, target: Tensor) -> Tensor:
+    """PSNR in dB per image, data range 1; identical images give +inf."""
+    mse = (_unit(pred) - _unit(target)).pow(2).flatten(1).mean(1)
+    return (10 * torch.log10(1.0 / mse)).float()
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return g[:, None] * g[None, :]
+
+
+def ssim(pred: Tensor, target: Tensor, size: int = 11, sigma: float = 1.5) -> Tensor:
+    """SSIM per image (Wang et al. 2004): Gaussian window, K1 = 0.01, K2 = 0.03, data range 1,
+    averaged over channels and the *valid* region (no padding), as scikit-image and TECO."""
+    x, y = _unit(pred), _unit(target)
+    c = x.shape[1]
+    w = _gaussian_window(size, sigma).to(x.device).expand(c, 1, size, size)
+    blur = lambda z: F.conv2d(z, w, groups=c)  # noqa: E731
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
+    return s.flatten(1).mean(1).float()

@@ -1,0 +1,86 @@
+"""Diffusion Forcing: per-frame noise levels, the training loss and a DDIM-style sampler.
+
+Levels are integers ``k`` in ``[0, T]`` with ``k = 0`` exactly clean (alpha_bar = 1), so a
+clean context frame and a noisy frame are the same kind of input to the model (Chen et al. 2024,
+Diffusion Forcing). The schedule is the cosine schedule of Nichol & Dhariwal (2021).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+
+class Diffusion:
+    def __init__(self, levels: int = 1000, prediction: str = "v") -> None:
+        if prediction not in ("eps", "v"):
+            raise ValueError(f"prediction must be 'eps' or 'v', got {prediction!r}")
+        self.T, self.prediction = levels, prediction
+        s = 0.008  # cosine offset so that the first levels are not too small
+        k = torch.arange(levels + 1, dtype=torch.float64) / levels
+        ab = torch.cos((k + s) / (1 + s) * math.pi / 2) ** 2
+        ab = (ab / ab[0]).clamp(min=1e-5)  # alpha_bar(T) > 0 keeps v/eps conversions finite
+        self.alpha_bar = ab.float()
+
+    def _ab(self, k: Tensor, like: Tensor) -> Tensor:
+        ab = self.alpha_bar.to(like.device)[k]  # (b, t)
+        return ab.view(*ab.shape, *([1] * (like.dim() - ab.dim())))
+
+    def q_sample(self, x0: Tensor, k: Tensor, eps: Tensor) -> Tensor:
+        ab = self._ab(k, x0)
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+
+    def target(self, x0: Tensor, k: Tensor, eps: Tensor) -> Tensor:
+        if self.prediction == "eps":
+            return eps
+        ab = self._ab(k, x0)
+        return ab.sqrt() * eps - (1 - ab).sqrt() * x0
+
+    def to_x0_eps(self, xk: Tensor, k: Tensor, out: Tensor) -> tuple[Tensor, Tensor]:
+        """Model output -> (x0, eps) estimates; x0 is clipped to the data range [-1, 1]."""
+        ab = self._ab(k, xk)
+        a, s = ab.sqrt(), (1 - ab).sqrt()
+        if self.prediction == "eps":
+            x0 = (xk - s * out) / a
+        else:  # v = a * eps - s * x0  =>  x0 = a * xk - s * v
+            x0 = a * xk - s * out
+        x0 = x0.clamp(-1, 1)
+        eps = (xk - a * x0) / s.clamp(min=1e-4)
+        return x0, eps
+
+    def sample_levels(self, shape: tuple[int, int], clean_prob: float, g: torch.Generator) -> Tensor:
+        """Independent level per frame; with ``clean_prob`` a frame is clean (level 0), else uniform
+        in [1, T]. Clean frames teach the model to read clean context, as at rollout time."""
+        k = torch.randint(1, self.T + 1, shape, generator=g)
+        clean = torch.rand(shape, generator=g) < clean_prob
+        return k.masked_fill(clean, 0)
+
+    def loss(self, predict: Callable[[Tensor, Tensor], Tensor], x0: Tensor, k: Tensor, eps: Tensor) -> Tensor:
+        """Mean squared error over noisy frames (level 0 frames are context, not targets)."""
+        out = predict(self.q_sample(x0, k, eps), k)
+        err = (out - self.target(x0, k, eps)).pow(2).mean(dim=tuple(range(2, x0.dim())))  # (b, t)
+        w = (k > 0).float()
+        return (err * w).sum() / w.sum().clamp(min=1)
+
+    def schedule(self, steps: int) -> list[int]:
+        """Descending levels ``T = k_0 > ... > k_steps = 0`` for a ``steps``-step sampler."""
+        ks = torch.linspace(self.T, 0, steps + 1).round().long().tolist()
+        return sorted(set(ks), reverse=True)
+
+    @torch.no_grad()
+    def sample(self, predict: Callable[[Tensor, Tensor], Tensor], noise: Tensor, steps: int) -> Tensor:
+        """Deterministic DDIM (eta = 0) from pure noise at level T to a clean sample.
+
+        ``predict(x, k)`` gets ``x`` shaped like ``noise`` and levels ``k: (b, t)``."""
+        b, t = noise.shape[:2]
+        x = noise
+        levels = self.schedule(steps)
+        for k_cur, k_next in zip(levels[:-1], levels[1:]):
+            k = torch.full((b, t), k_cur, dtype=torch.long, device=noise.device)
+            x0, eps = self.to_x0_eps(x, k, predict(x, k))
+            ab_next = self.alpha_bar[k_next].to(x.device)
+            x = ab_next.sqrt() * x0 + (1 - ab_next).sqrt() * eps
+        return x

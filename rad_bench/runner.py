@@ -1,0 +1,299 @@
+"""``run_suite``: expand blocks x seeds, then train, roll out, score and write each cell.
+
+Layout of a run folder ``results/<suite>/<YYYYmmdd-HHMM>-<sha7>/``::
+
+    suite.resolved.yaml  argv.txt  env.json
+    cells/<block>-s<seed>/metrics.csv, stats.json, train_log.csv   (written when the cell is done)
+    checkpoints/<block>-s<seed>.pt                                 (git-ignored)
+    samples/<block>-s<seed>.npz                                    (frames for strips)
+    metrics.csv  efficiency.csv  leaderboard.csv  leaderboard.md  figures/
+
+A finished cell is never recomputed: rerunning with ``--resume`` (or ``--run-dir``) skips cells
+whose ``metrics.csv`` exists. Every file is written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from rad_bench import report
+from rad_bench.config import BlockSpec, Suite, SuiteError, data_config, resolved_dict
+from rad_bench.data import Dataset, EvalSet
+from rad_bench.model.diffusion import Diffusion
+from rad_bench.model.dit import PRESETS, DiTConfig, block_params, build_model, count_params
+from rad_bench.registry import BLOCKS, DATASETS
+from rad_bench.rollout import rollout
+from rad_bench.score import score_rollout
+from rad_bench.train import train
+from rad_bench.utils import (
+    atomic_write_bytes,
+    atomic_write_text,
+    env_info,
+    git_sha,
+    resolve_device,
+    seed_everything,
+    write_json,
+)
+
+EVAL_NOISE_SEED = 1234  # rollout noise is identical for every block and seed
+
+
+@dataclass
+class RunContext:
+    suite: Suite
+    run_dir: Path
+    device: str
+    limited: bool
+    progress: bool
+    eval_set: EvalSet | None = None
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Run folder
+# --------------------------------------------------------------------------------------------
+
+
+def _resolved_yaml(suite: Suite, limited: bool) -> str:
+    d = resolved_dict(suite)
+    d["limited"] = limited
+    return yaml.safe_dump(d, sort_keys=False)
+
+
+def _latest_matching(root: Path, text: str) -> Path | None:
+    for d in sorted(root.glob("*/"), reverse=True):
+        f = d / "suite.resolved.yaml"
+        if f.is_file() and f.read_text() == text:
+            return d
+    return None
+
+
+def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: bool, results_root: Path) -> Path:
+    """Pick (or create) the run folder; refuse to mix results of a different suite into it."""
+    text = _resolved_yaml(suite, limited)
+    suite_root = results_root / suite.name
+    if run_dir is None and resume:
+        run_dir = _latest_matching(suite_root, text)
+    if run_dir is None:
+        run_dir = suite_root / f"{time.strftime('%Y%m%d-%H%M%S')}-{git_sha(short=True)}"
+    existing = run_dir / "suite.resolved.yaml"
+    if existing.is_file() and existing.read_text() != text:
+        raise SuiteError(
+            f"{run_dir}: holds results of a different suite configuration (see {existing}); "
+            "use a new --run-dir or restore the same suite and overrides"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(existing, text)
+    return run_dir
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Building
+# --------------------------------------------------------------------------------------------
+
+
+def model_config(suite: Suite, data: Dataset) -> DiTConfig:
+    m = suite.model
+    preset = dict(PRESETS[m.preset])
+    overrides = {k: v for k, v in {"dim": m.dim, "depth": m.depth, "heads": m.heads}.items() if v is not None}
+    preset.update(overrides)
+    return DiTConfig(
+        frame_size=data.frame_size,
+        channels=data.channels,
+        patch=m.patch,
+        window=m.window,
+        action_dim=data.action_dim,
+        mlp_ratio=m.mlp_ratio,
+        **preset,  # type: ignore[arg-type]
+    )
+
+
+def make_dataset(suite: Suite, seed: int) -> Dataset:
+    cls = DATASETS.get(suite.data["name"])
+    return cls(data_config(suite), seed=seed)
+
+
+def make_model(suite: Suite, spec: BlockSpec, data: Dataset, device: str) -> torch.nn.Module:
+    cfg = model_config(suite, data)
+    if cfg.frame_size % cfg.patch or (cfg.dim // cfg.heads) % 4:
+        raise SuiteError(
+            f"model: frame_size {cfg.frame_size} must be a multiple of patch {cfg.patch} and "
+            f"dim/heads ({cfg.dim}/{cfg.heads}) a multiple of 4 (2-D RoPE)"
+        )
+    return build_model(cfg, BLOCKS.get(spec.name), spec.kwargs).to(device)
+
+
+# --------------------------------------------------------------------------------------------
+#                                   One cell: train, roll out, score, write
+# --------------------------------------------------------------------------------------------
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
+
+
+def _write_samples(path: Path, ev: EvalSet, generated: torch.Tensor, context: int, clips: int = 4) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        truth=_to_uint8(ev.frames[:clips]),
+        generated=_to_uint8(generated[:clips]),
+        places=ev.places[:clips].numpy(),
+        context=np.array(context),
+    )
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def run_cell(ctx: RunContext, spec: BlockSpec, seed: int, data: Dataset) -> None:
+    suite, cell = ctx.suite, f"{spec.display}-s{seed}"
+    seed_everything(seed)
+    model = make_model(suite, spec, data, ctx.device)
+    diffusion = Diffusion(suite.diffusion.levels, suite.diffusion.prediction)
+    tstats = train(
+        model,
+        diffusion,
+        data,
+        suite.train,
+        seed=seed,
+        device=ctx.device,
+        desc=f"train {cell}",
+        progress=ctx.progress,
+    )
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "suite": resolved_dict(suite), "block": spec.model_dump()}, buf)
+    atomic_write_bytes(ctx.run_dir / "checkpoints" / f"{cell}.pt", buf.getvalue())
+
+    ev, r = ctx.eval_set, suite.rollout
+    assert ev is not None
+    chunks, rstats = [], []
+    for i in range(0, r.clips, r.batch_size):
+        gen, st = rollout(
+            model,
+            diffusion,
+            ev.frames[i : i + r.batch_size],
+            ev.actions[i : i + r.batch_size],
+            context=r.context,
+            horizon=r.horizon,
+            sampling_steps=r.sampling_steps,
+            g=torch.Generator().manual_seed(EVAL_NOISE_SEED + i),
+            progress=ctx.progress,
+            desc=f"rollout {cell}",
+        )
+        chunks.append(gen)
+        rstats.append(st)
+    generated = torch.cat(chunks)
+    rows = score_rollout(
+        generated,
+        ev.frames[:, r.context :],
+        ev.places,
+        context=r.context,
+        window=suite.model.window,
+        metrics=suite.metrics,
+    )
+    _write_samples(ctx.run_dir / "samples" / f"{cell}.npz", ev, generated, r.context)
+
+    impl = getattr(model.layers[0].memory, "impl", "ref")
+    common = {
+        "suite": suite.name,
+        "suite_version": suite.version,
+        "run": ctx.run_dir.name,
+        "block": spec.display,
+        "block_name": spec.name,
+        "seed": seed,
+        "window": suite.model.window,
+        "impl": impl,
+        "params_block": block_params(model),
+        "params_total": count_params(model),
+        "limited": ctx.limited,
+        "git_sha": git_sha(),
+    }
+    stats = {
+        **common,
+        "train_steps": tstats.steps,
+        "train_step_s": tstats.step_s,
+        "train_loss_final": tstats.final_loss,
+        "rollout_frames_per_s": sum(s.frames for s in rstats) / sum(s.seconds for s in rstats),
+        "state_bytes_final": rstats[0].state_bytes[-1],
+        "state_bytes_first": rstats[0].state_bytes[0],
+        "state_growth": BLOCKS.get(spec.name).state_growth,
+    }
+    cell_dir = ctx.run_dir / "cells" / cell
+    atomic_write_text(
+        cell_dir / "train_log.csv",
+        _csv_text([{"step": s, "loss": v} for s, v in tstats.log]) if tstats.log else "step,loss\n",
+    )
+    write_json(cell_dir / "stats.json", stats)
+    atomic_write_text(cell_dir / "metrics.csv", _csv_text([{**common, **row} for row in rows]))  # last: marks done
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Suite
+# --------------------------------------------------------------------------------------------
+
+
+def _combine(run_dir: Path) -> None:
+    cells = sorted((run_dir / "cells").glob("*/metrics.csv"))
+    text = "".join(f.read_text() if i == 0 else f.read_text().split("\n", 1)[1] for i, f in enumerate(cells))
+    atomic_write_text(run_dir / "metrics.csv", text)
+    stats = [json.loads(f.read_text()) for f in sorted((run_dir / "cells").glob("*/stats.json"))]
+    if stats:
+        atomic_write_text(run_dir / "efficiency.csv", _csv_text(stats))
+
+
+def run_suite(
+    suite: Suite,
+    *,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    limit_steps: int | None = None,
+    results_root: Path = Path("results"),
+    progress: bool = True,
+    argv: list[str] | None = None,
+) -> Path:
+    """Run every block x seed cell of ``suite`` not already done; return the run folder."""
+    limited = limit_steps is not None and limit_steps < suite.train.steps
+    if limited:
+        suite = suite.model_copy(update={"train": suite.train.model_copy(update={"steps": limit_steps})})
+    device = resolve_device(suite.device)
+    run_dir = prepare_run_dir(suite, run_dir, resume, limited, results_root)
+    atomic_write_text(run_dir / "argv.txt", " ".join(argv if argv is not None else sys.argv) + "\n")
+    write_json(run_dir / "env.json", env_info(device))
+    ctx = RunContext(suite, run_dir, device, limited, progress)
+    todo = [
+        (s, seed)
+        for seed in suite.seeds
+        for s in suite.blocks
+        if not (run_dir / "cells" / f"{s.display}-s{seed}" / "metrics.csv").is_file()
+    ]
+    print(
+        f"rad-bench: {run_dir} ({len(todo)} of {len(suite.blocks) * len(suite.seeds)} cells to run)",
+        file=sys.stderr,
+    )
+    datasets: dict[int, Dataset] = {}
+    for spec, seed in todo:
+        if seed not in datasets:
+            datasets = {seed: make_dataset(suite, seed)}  # one seed's training data in memory at a time
+        if ctx.eval_set is None:
+            ctx.eval_set = datasets[seed].eval_set(suite.rollout.clips, suite.rollout.context, suite.rollout.horizon)
+        run_cell(ctx, spec, seed, datasets[seed])
+    _combine(run_dir)
+    report.write(run_dir, sort_by=suite.leaderboard.sort_by)
+    return run_dir
