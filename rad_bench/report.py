@@ -81,8 +81,9 @@ def markdown(table: pd.DataFrame, metrics: list[str], unit: str, sort_by: str) -
         "",
         f"Sorted by `{sort_by}`. Mean ± standard error over {unit}s"
         + (" (one seed: the error is over evaluation clips, not seeds)." if unit == "clip" else ".")
-        + " Tags come from ground-truth places: `in_window` = seen within the attention window, "
-        + "`revisit` = seen only longer ago than the window, `novel` = never seen.",
+        + " Tags come from ground-truth places: `in_window` = last seen within the attention reach "
+        + "(depth x (window - 1) + 1 frames), `revisit` = seen only longer ago, so only memory can help, "
+        + "`novel` = never seen.",
         f"Scored frames per block and seed: {n['in_window']} in_window, {n['revisit']} revisit, {n['novel']} novel.",
     ]
     return "\n".join(lines) + "\n"
@@ -96,7 +97,7 @@ def _save(fig: plt.Figure, stem: Path) -> None:
     plt.close(fig)
 
 
-def plot_metric_vs_frame(df: pd.DataFrame, metric: str, window: int, out: Path) -> None:
+def plot_metric_vs_frame(df: pd.DataFrame, metric: str, reach: int, out: Path) -> None:
     """Metric vs frames since rollout start; line = mean, band = spread over seeds (or clips)."""
     sub = df[df["metric"] == metric]
     unit = "seed" if sub["seed"].nunique() > 1 else "clip"
@@ -106,8 +107,9 @@ def plot_metric_vs_frame(df: pd.DataFrame, metric: str, window: int, out: Path) 
         mean, err = per.mean(axis=1), per.std(axis=1, ddof=1) / np.sqrt(per.shape[1])
         ax.plot(mean.index, mean.values, label=block)
         ax.fill_between(mean.index, (mean - err).values, (mean + err).values, alpha=0.2)
-    ax.axvline(window - 0.5, color="k", ls="--", lw=1)
-    ax.text(window - 0.5, ax.get_ylim()[1], " context leaves the window", va="top", fontsize=8)
+    # from frame `reach` on, no context frame is reachable by attention any more
+    ax.axvline(reach - 0.5, color="k", ls="--", lw=1)
+    ax.text(reach - 0.5, ax.get_ylim()[1], " context out of attention reach", va="top", fontsize=8)
     ax.set_xlabel("frames since rollout start")
     ax.set_ylabel(f"{metric} {get_metric(metric).arrow}")
     ax.set_title(f"{metric} vs frame (band: ± stderr over {unit}s)")
@@ -153,7 +155,7 @@ def sample_strip(run_dir: Path, out: Path, clip: int = 0, max_frames: int = 16) 
     context = int(ref["context"])
     gen_len = ref["generated"].shape[1]
     idx = np.linspace(0, gen_len - 1, min(max_frames, gen_len)).round().astype(int)
-    tags = tag_frames(ref["places"][clip].tolist(), context, _window(run_dir))
+    tags = tag_frames(ref["places"][clip].tolist(), context, _reach(run_dir))
     s = ref["truth"].shape[2]
     pad, label_w = 2, 90
     rows = [("ground truth", ref["truth"][clip, context:][idx])] + [
@@ -176,9 +178,9 @@ def sample_strip(run_dir: Path, out: Path, clip: int = 0, max_frames: int = 16) 
     atomic_write_bytes(out, buf.getvalue())
 
 
-def _window(run_dir: Path) -> int:
-    df = pd.read_csv(run_dir / "metrics.csv", usecols=["window"], nrows=1)
-    return int(df["window"].iloc[0])
+def _reach(run_dir: Path) -> int:
+    df = pd.read_csv(run_dir / "metrics.csv", usecols=["reach"], nrows=1)
+    return int(df["reach"].iloc[0])
 
 
 def write(run_dir: Path, sort_by: str = "psnr_revisit") -> pd.DataFrame:
@@ -193,9 +195,9 @@ def write(run_dir: Path, sort_by: str = "psnr_revisit") -> pd.DataFrame:
     atomic_write_text(run_dir / "leaderboard.csv", table.to_csv(index=False))
     atomic_write_text(run_dir / "leaderboard.md", markdown(table, metrics, unit, sort_by))
     figs = run_dir / "figures"
-    window = int(df["window"].iloc[0])
+    reach = int(df["reach"].iloc[0])
     for m in metrics:
-        plot_metric_vs_frame(df, m, window, figs / f"{m}_vs_frame")
+        plot_metric_vs_frame(df, m, reach, figs / f"{m}_vs_frame")
         plot_revisit_bars(table, m, figs / f"{m}_by_tag")
     sample_strip(run_dir, figs / "samples.png")
     return table

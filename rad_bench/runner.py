@@ -205,7 +205,7 @@ def run_cell(ctx: RunContext, spec: BlockSpec, seed: int, data: Dataset) -> None
         ev.frames[:, r.context :],
         ev.places,
         context=r.context,
-        window=suite.model.window,
+        reach=model.cfg.reach,
         metrics=suite.metrics,
     )
     _write_samples(ctx.run_dir / "samples" / f"{cell}.npz", ev, generated, r.context)
@@ -219,6 +219,7 @@ def run_cell(ctx: RunContext, spec: BlockSpec, seed: int, data: Dataset) -> None
         "block_name": spec.name,
         "seed": seed,
         "window": suite.model.window,
+        "reach": model.cfg.reach,
         "impl": impl,
         "params_block": block_params(model),
         "params_total": count_params(model),

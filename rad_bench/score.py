@@ -17,7 +17,7 @@ def score_rollout(
     places: Tensor,  # (N, context + horizon)
     *,
     context: int,
-    window: int,
+    reach: int,
     metrics: list[str],
 ) -> list[dict[str, Any]]:
     """One row per clip x frame x per-frame metric: ``clip, frame, tag, metric, value``.
@@ -33,7 +33,7 @@ def score_rollout(
                 values[name] = spec.load()(flat(generated), flat(truth)).reshape(n, h)
     rows = []
     for clip in range(n):
-        tags = tag_frames(places[clip].tolist(), context, window)
+        tags = tag_frames(places[clip].tolist(), context, reach)
         for frame in range(h):
             for name, v in values.items():
                 rows.append(

@@ -59,6 +59,12 @@ class DiTConfig:
     def tokens(self) -> int:
         return self.side**2
 
+    @property
+    def reach(self) -> int:
+        """Frames that can influence the current one through attention alone: each layer looks
+        ``window - 1`` frames back and stacked layers compound, as in sliding-window LMs."""
+        return self.depth * (self.window - 1) + 1
+
 
 PRESETS: dict[str, dict[str, float | int]] = {
     "tiny": {"dim": 64, "depth": 3, "heads": 4},  # tests

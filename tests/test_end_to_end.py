@@ -1,0 +1,76 @@
+"""One tiny suite end to end: train, roll out, score, leaderboard, figures, resume.
+
+pytest tests/test_end_to_end.py
+"""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rad_bench.config import load_suite
+from rad_bench.runner import run_suite
+
+FIXTURES = Path(__file__).parent / "fixtures" / "suites"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    suite = load_suite(FIXTURES / "tiny.yaml")
+    return run_suite(suite, results_root=tmp_path_factory.mktemp("results"), progress=False, argv=["test"])
+
+
+def test_outputs_exist_and_are_finite(run_dir):
+    for name in [
+        "metrics.csv",
+        "leaderboard.csv",
+        "leaderboard.md",
+        "efficiency.csv",
+        "suite.resolved.yaml",
+        "env.json",
+        "argv.txt",
+        "figures/psnr_vs_frame.png",
+        "figures/ssim_vs_frame.pdf",
+        "figures/psnr_by_tag.png",
+        "figures/samples.png",
+    ]:
+        assert (run_dir / name).is_file(), name
+    df = pd.read_csv(run_dir / "metrics.csv")
+    # tidy: one row per block x seed x clip x frame x metric
+    assert len(df) == 2 * 1 * 3 * 6 * 2
+    assert set(df["tag"]) <= {"in_window", "revisit", "novel"}
+    assert df["value"].map(math.isfinite).all()
+    for col in ["suite", "suite_version", "impl", "params_block", "params_total", "git_sha", "reach"]:
+        assert df[col].notna().all(), col
+    board = pd.read_csv(run_dir / "leaderboard.csv")
+    assert sorted(board["block"]) == ["full_attn", "none"]
+    assert board["psnr_all"].map(math.isfinite).all()
+    assert (board.set_index("block").loc["none", "params_block"]) == 0
+
+
+def test_resume_skips_finished_cells(run_dir):
+    before = (run_dir / "cells" / "none-s0" / "metrics.csv").stat().st_mtime_ns
+    suite = load_suite(FIXTURES / "tiny.yaml")
+    again = run_suite(suite, run_dir=run_dir, progress=False, argv=["test"])
+    assert again == run_dir
+    assert (run_dir / "cells" / "none-s0" / "metrics.csv").stat().st_mtime_ns == before
+
+
+def test_run_dir_refuses_a_different_suite(run_dir):
+    from rad_bench.config import SuiteError
+
+    other = load_suite(FIXTURES / "tiny.yaml", ["train.steps=4"])
+    with pytest.raises(SuiteError, match="different suite configuration"):
+        run_suite(other, run_dir=run_dir, progress=False)
+
+
+def test_report_needs_no_torch(run_dir):
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from rad_bench import report\n"
+        f"report.write(__import__('pathlib').Path({str(run_dir)!r}))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
