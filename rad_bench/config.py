@@ -59,7 +59,7 @@ class BlockSpec(_Strict):
 
 class DiffusionCfg(_Strict):
     levels: int = Field(1000, ge=2)
-    prediction: str = Field("v", pattern="^(eps|v)$")
+    prediction: str = Field("v", pattern="^(eps|v|x0)$")
 
 
 class TrainCfg(_Strict):
@@ -118,6 +118,10 @@ class Suite(_Strict):
             raise ValueError("blocks: list at least one block")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: duplicates in {self.seeds}")
+        metric, _, group = self.leaderboard.sort_by.partition("_")
+        if metric not in self.metrics or group not in ("in_window", "revisit", "novel", "all"):
+            valid = [f"{m}_{g}" for m in self.metrics for g in ("revisit", "in_window", "novel", "all")]
+            raise ValueError(f"leaderboard.sort_by '{self.leaderboard.sort_by}' is not a column; use one of {valid}")
         if self.model.window > self.train.clip_len:
             raise ValueError(
                 f"model.window ({self.model.window}) > train.clip_len ({self.train.clip_len}): "

@@ -183,9 +183,19 @@ def _reach(run_dir: Path) -> int:
     return int(df["reach"].iloc[0])
 
 
-def write(run_dir: Path, sort_by: str = "psnr_revisit") -> pd.DataFrame:
+def _sort_key(run_dir: Path) -> str:
+    import yaml
+
+    f = run_dir / "suite.resolved.yaml"
+    if f.is_file():
+        return str(yaml.safe_load(f.read_text()).get("leaderboard", {}).get("sort_by", "psnr_revisit"))
+    return "psnr_revisit"
+
+
+def write(run_dir: Path, sort_by: str | None = None) -> pd.DataFrame:
     """(Re)build leaderboard.csv, leaderboard.md and figures/ from ``run_dir/metrics.csv``."""
     run_dir = Path(run_dir)
+    sort_by = sort_by or _sort_key(run_dir)
     df = pd.read_csv(run_dir / "metrics.csv")
     metrics = list(dict.fromkeys(df["metric"]))
     table, unit = leaderboard(df)

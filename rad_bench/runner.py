@@ -56,6 +56,7 @@ class RunContext:
     device: str
     limited: bool
     progress: bool
+    git_sha: str
     eval_set: EvalSet | None = None
 
 
@@ -224,7 +225,7 @@ def run_cell(ctx: RunContext, spec: BlockSpec, seed: int, data: Dataset) -> None
         "params_block": block_params(model),
         "params_total": count_params(model),
         "limited": ctx.limited,
-        "git_sha": git_sha(),
+        "git_sha": ctx.git_sha,
     }
     stats = {
         **common,
@@ -277,7 +278,7 @@ def run_suite(
     run_dir = prepare_run_dir(suite, run_dir, resume, limited, results_root)
     atomic_write_text(run_dir / "argv.txt", " ".join(argv if argv is not None else sys.argv) + "\n")
     write_json(run_dir / "env.json", env_info(device))
-    ctx = RunContext(suite, run_dir, device, limited, progress)
+    ctx = RunContext(suite, run_dir, device, limited, progress, git_sha())
     todo = [
         (s, seed)
         for seed in suite.seeds

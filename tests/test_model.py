@@ -88,7 +88,7 @@ def test_action_changes_prediction():
         assert not torch.allclose(model(x, k, a)[0], model(x, k, a + 1)[0])
 
 
-@pytest.mark.parametrize("prediction", ["eps", "v"])
+@pytest.mark.parametrize("prediction", ["eps", "v", "x0"])
 def test_diffusion_roundtrip_and_sampler(prediction):
     d = Diffusion(100, prediction)
     x0 = torch.rand(2, 3, 3, 4, 4) * 2 - 1

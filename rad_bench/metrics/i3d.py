@@ -66,7 +66,7 @@ class Unit3D(nn.Module):
         kernel: Triple = (1, 1, 1),
         stride: Triple = (1, 1, 1),
         logits: bool = False,
-    ):
+    ) -> None:
         super().__init__()
         self.kernel, self.stride, self.logits = kernel, stride, logits
         self.conv = nn.Conv3d(cin, cout, kernel, stride, bias=logits)

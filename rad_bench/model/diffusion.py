@@ -16,8 +16,8 @@ from torch import Tensor
 
 class Diffusion:
     def __init__(self, levels: int = 1000, prediction: str = "v") -> None:
-        if prediction not in ("eps", "v"):
-            raise ValueError(f"prediction must be 'eps' or 'v', got {prediction!r}")
+        if prediction not in ("eps", "v", "x0"):
+            raise ValueError(f"prediction must be 'eps', 'v' or 'x0', got {prediction!r}")
         self.T, self.prediction = levels, prediction
         s = 0.008  # cosine offset so that the first levels are not too small
         k = torch.arange(levels + 1, dtype=torch.float64) / levels
@@ -36,6 +36,8 @@ class Diffusion:
     def target(self, x0: Tensor, k: Tensor, eps: Tensor) -> Tensor:
         if self.prediction == "eps":
             return eps
+        if self.prediction == "x0":
+            return x0
         ab = self._ab(k, x0)
         return ab.sqrt() * eps - (1 - ab).sqrt() * x0
 
@@ -45,6 +47,10 @@ class Diffusion:
         a, s = ab.sqrt(), (1 - ab).sqrt()
         if self.prediction == "eps":
             x0 = (xk - s * out) / a
+        elif self.prediction == "x0":
+            # small models whose tokens are narrower than their patches cannot carry per-pixel
+            # noise through, so eps/v targets leave residual noise; predicting x0 avoids that
+            x0 = out
         else:  # v = a * eps - s * x0  =>  x0 = a * xk - s * v
             x0 = a * xk - s * out
         x0 = x0.clamp(-1, 1)
