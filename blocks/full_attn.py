@@ -8,7 +8,6 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from rad_bench.block import MemoryBlock, State
-from rad_bench.model.layers import apply_rope, rope_angles
 from rad_bench.registry import register_block
 
 
@@ -18,7 +17,9 @@ class FullAttention(MemoryBlock):
 
     The upper bound on recall that does not fit long rollouts: the KV cache grows by one frame per
     frame. The action embedding is added to the input of q/k so retrieval can key on where the
-    camera is (RAD feeds the action to the memory block directly). 1-D RoPE on absolute frame index.
+    camera is (RAD feeds the action to the memory block directly). No positional encoding: memory
+    is read by content and place, and the causal mask orders it; RoPE's fast-rotating channels
+    would make a view seen 100 frames ago harder to match than one seen 5 frames ago.
 
     State: ``k, v: (b n, h, T, d/h)`` for all T frames seen, ``t0: ()`` frames seen.
     Cost per frame: O(T n d) attention + O(n d^2) projections.
@@ -45,8 +46,6 @@ class FullAttention(MemoryBlock):
         t0 = int(state["t0"])
         h = x + action[:, :, None]
         q, k, v = rearrange(self.to_qkv(h), "b t n (three h e) -> three (b n) h t e", three=3, h=self.heads)
-        cos, sin = rope_angles(torch.arange(t0, t0 + t, device=x.device), q.shape[-1])
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         k, v = torch.cat([state["k"], k], dim=2), torch.cat([state["v"], v], dim=2)
         past = k.shape[2] - t
         # query i (absolute t0 + i) sees all cached frames and new frames j <= i

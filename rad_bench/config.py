@@ -36,6 +36,7 @@ class ModelCfg(_Strict):
     depth: int | None = Field(None, ge=1)
     heads: int | None = Field(None, ge=1)
     mlp_ratio: float = Field(4.0, gt=0)
+    match_params: bool = Field(True, description="widen MLPs so every block's model has the same size")
 
     @field_validator("preset")
     @classmethod

@@ -31,7 +31,7 @@ from rad_bench import report
 from rad_bench.config import BlockSpec, Suite, SuiteError, data_config, resolved_dict
 from rad_bench.data import Dataset, EvalSet
 from rad_bench.model.diffusion import Diffusion
-from rad_bench.model.dit import PRESETS, DiTConfig, block_params, build_model, count_params
+from rad_bench.model.dit import PRESETS, DiTConfig, VideoDiT, block_params, build_model, count_params, matched_config
 from rad_bench.registry import BLOCKS, DATASETS
 from rad_bench.rollout import rollout
 from rad_bench.score import score_rollout
@@ -124,13 +124,23 @@ def make_dataset(suite: Suite, seed: int) -> Dataset:
     return cls(data_config(suite), seed=seed)
 
 
-def make_model(suite: Suite, spec: BlockSpec, data: Dataset, device: str) -> torch.nn.Module:
+def _count(cfg: DiTConfig, spec: BlockSpec) -> int:
+    with torch.device("meta"):  # count without allocating
+        return count_params(build_model(cfg, BLOCKS.get(spec.name), spec.kwargs))
+
+
+def make_model(suite: Suite, spec: BlockSpec, data: Dataset, device: str) -> VideoDiT:
+    """The suite's DiT with ``spec`` in its memory slot; with ``model.match_params`` the MLP width is
+    set so every block of the suite has the parameter count of the largest one (within ~1%)."""
     cfg = model_config(suite, data)
     if cfg.frame_size % cfg.patch or (cfg.dim // cfg.heads) % 4:
         raise SuiteError(
             f"model: frame_size {cfg.frame_size} must be a multiple of patch {cfg.patch} and "
             f"dim/heads ({cfg.dim}/{cfg.heads}) a multiple of 4 (2-D RoPE)"
         )
+    if suite.model.match_params:
+        target = max(_count(cfg, s) for s in suite.blocks)
+        cfg = matched_config(cfg, target, _count(cfg, spec))
     return build_model(cfg, BLOCKS.get(spec.name), spec.kwargs).to(device)
 
 

@@ -10,8 +10,8 @@ unseen positions) and *retrace* (walk the path back), so places are left and rev
 more than a window of frames. Evaluation episodes follow the retrieval task of Po et al. (2025):
 explore during the context, then retrace the path in reverse during the rollout.
 
-Action vector per frame: one-hot move (stay, up, down, left, right) + the camera position scaled
-to [-1, 1], following Po et al., who condition Memory Maze models on the agent position.
+Action vector per frame: one-hot move (stay, up, down, left, right) + the camera position as a
+one-hot lattice cell, following Po et al., who condition Memory Maze models on the agent position.
 The place id of a frame is its lattice position: two frames with equal ids show the same view.
 """
 
@@ -142,7 +142,7 @@ class Synthetic(Dataset):
     def __init__(self, cfg: SyntheticConfig, seed: int = 0) -> None:
         self.cfg = cfg
         self.frame_size = cfg.frame_size
-        self.action_dim = {"move": 5, "pose": 2, "move+pose": 7}[cfg.action]
+        self.action_dim = {"move": 5, "pose": cfg.grid**2, "move+pose": 5 + cfg.grid**2}[cfg.action]
         self.side = cfg.frame_size + (cfg.grid - 1) * cfg.step
         self.worlds, self.moves, self.pos = self._episodes(cfg.episodes, cfg.episode_len, seed, None)
 
@@ -158,7 +158,10 @@ class Synthetic(Dataset):
 
     def actions(self, moves: Tensor, pos: Tensor) -> Tensor:
         onehot = F.one_hot(moves, 5).float()
-        pose = pos.float() / (self.cfg.grid - 1) * 2 - 1
+        # the camera position as a one-hot lattice cell: with a linear embedding, equal positions
+        # give equal codes and different ones near-orthogonal codes, so attention can key on
+        # "same place" directly (a raw (x, y) pair only gives bilinear scores that peak at the edges)
+        pose = F.one_hot(pos[..., 0] * self.cfg.grid + pos[..., 1], self.cfg.grid**2).float()
         parts = {"move": [onehot], "pose": [pose], "move+pose": [onehot, pose]}[self.cfg.action]
         return torch.cat(parts, dim=-1)
 

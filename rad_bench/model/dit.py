@@ -19,9 +19,10 @@ so generating frame by frame equals one parallel call over the same frames.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -48,6 +49,7 @@ class DiTConfig:
     depth: int = 4
     heads: int = 4
     mlp_ratio: float = 4.0
+    mlp_hidden: int | None = None  # overrides mlp_ratio; set by parameter matching
     window: int = 4  # frames visible to temporal attention, the current one included
     action_dim: int = 7
 
@@ -97,6 +99,7 @@ class DiTLayer(nn.Module):
     """The fixed shell around one memory block."""
 
     N_MOD = 12  # (shift, scale, gate) x (spatial, temporal, memory, mlp)
+    MEMORY_GATE = 8  # index of the memory branch's gate among the 12 modulations
 
     def __init__(self, cfg: DiTConfig, block: MemoryBlock) -> None:
         super().__init__()
@@ -106,7 +109,7 @@ class DiTLayer(nn.Module):
         self.spatial = Attention(d, cfg.heads)
         self.temporal = Attention(d, cfg.heads)
         self.memory = block
-        self.mlp = Mlp(d, cfg.mlp_ratio)
+        self.mlp = Mlp(d, cfg.mlp_ratio, hidden=cfg.mlp_hidden)
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(d, self.N_MOD * d))
 
     def forward(
@@ -190,9 +193,14 @@ class VideoDiT(nn.Module):
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
         nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        d = self.cfg.dim
         for layer in self.layers:
             nn.init.zeros_(layer.ada[-1].weight)
             nn.init.zeros_(layer.ada[-1].bias)
+            # The memory block's own output projection is zero-initialised (so every variant starts
+            # as `none`); its gate therefore starts at 1, not 0: with both at zero neither would
+            # ever receive a gradient and the memory branch would stay dead.
+            nn.init.ones_(layer.ada[-1].bias[DiTLayer.MEMORY_GATE * d : (DiTLayer.MEMORY_GATE + 1) * d])
         for m in (self.final_ada[-1], self.final_out):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
@@ -212,10 +220,13 @@ class VideoDiT(nn.Module):
         h = self.x_embedder(tokens)  # (b, t, n, d)
         a = self.a_embedder(actions)  # (b, t, d)
         cond = self.t_embedder(levels) + a
+        # blocks get the action at the scale of the normalised tokens they mix it with, so that
+        # "where am I" is not drowned by frame content when a block keys its memory on it
+        a_mem = F.layer_norm(a, (a.shape[-1],))
         rope_sp = rope_2d(side, self.cfg.dim // self.cfg.heads, x.device)
         kvs, mems = [], []
         for layer, kv, mem in zip(self.layers, state.kv, state.mem):
-            h, kv, mem = layer(h, cond, a, kv, mem, state.t0, rope_sp)
+            h, kv, mem = layer(h, cond, a_mem, kv, mem, state.t0, rope_sp)
             kvs.append(kv)
             mems.append(mem)
         shift, scale = self.final_ada(cond)[:, :, None].chunk(2, dim=-1)
@@ -235,3 +246,14 @@ def build_model(cfg: DiTConfig, block_cls: type[MemoryBlock], block_kwargs: dict
 
 def block_params(model: VideoDiT) -> int:
     return sum(count_params(layer.memory) for layer in model.layers)
+
+
+def matched_config(cfg: DiTConfig, target: int, shell_and_block: int) -> DiTConfig:
+    """Widen (or narrow) every layer's MLP so the whole model has about ``target`` parameters.
+
+    ``shell_and_block`` is the model's count at ``cfg``. Each extra hidden unit costs ``2 d + 1``
+    parameters per layer, so blocks with small memories get a wider MLP and every variant of a
+    suite has the same budget (Po et al. 2025 match budgets too, there by layer count)."""
+    hidden = cfg.mlp_hidden or int(cfg.dim * cfg.mlp_ratio)
+    extra = round((target - shell_and_block) / (cfg.depth * (2 * cfg.dim + 1)))
+    return replace(cfg, mlp_hidden=max(1, hidden + extra))

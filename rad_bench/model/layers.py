@@ -109,9 +109,9 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim: int, ratio: float = 4.0) -> None:
+    def __init__(self, dim: int, ratio: float = 4.0, hidden: int | None = None) -> None:
         super().__init__()
-        hidden = int(dim * ratio)
+        hidden = hidden or int(dim * ratio)
         self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
 
     def forward(self, x: Tensor) -> Tensor:
