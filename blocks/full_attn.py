@@ -43,7 +43,6 @@ class FullAttention(MemoryBlock):
         b, t, n, d = x.shape
         if state is None:
             state = self.init_state(b, n, x.device, x.dtype)
-        t0 = int(state["t0"])
         h = x + action[:, :, None]
         q, k, v = rearrange(self.to_qkv(h), "b t n (three h e) -> three (b n) h t e", three=3, h=self.heads)
         k, v = torch.cat([state["k"], k], dim=2), torch.cat([state["v"], v], dim=2)

@@ -43,7 +43,9 @@ def run(
 ) -> None:
     """Train, roll out and score every block x seed of a suite, then write the leaderboard."""
     from rad_bench.config import SuiteError, load_suite
+    from rad_bench.ops import KernelUnavailableError
     from rad_bench.runner import run_suite
+    from rad_bench.train import TrainingDiverged
 
     try:
         s = load_suite(suite, set_ or [])
@@ -56,7 +58,7 @@ def run(
             progress=progress,
             argv=sys.argv,
         )
-    except SuiteError as e:
+    except (SuiteError, KernelUnavailableError, TrainingDiverged) as e:
         _fail(str(e))
         return
     typer.echo((out / "leaderboard.md").read_text())

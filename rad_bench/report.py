@@ -67,12 +67,13 @@ def _fmt(mean: float, err: float) -> str:
 
 def markdown(table: pd.DataFrame, metrics: list[str], unit: str, sort_by: str) -> str:
     cols = ["block", "params"]
-    header = [f"{m}_{g} {get_metric(m).arrow}" for m in metrics for g in GROUPS]
+    groups = {m: GROUPS if get_metric(m).scope == "per_frame" else ("all",) for m in metrics}
+    header = [f"{m}_{g} {get_metric(m).arrow}" for m in metrics for g in groups[m]]
     lines = ["| " + " | ".join(cols + header) + " |", "|" + "---|" * (len(cols) + len(header))]
     for _, row in table.iterrows():
         cells = [str(row["block"]), f"{int(row['params_total']):,}"]
         for m in metrics:
-            for g in GROUPS:
+            for g in groups[m]:
                 c = f"{m}_{g}"
                 cells.append(_fmt(row.get(c, np.nan), row.get(f"{c}_stderr", np.nan)))
         lines.append("| " + " | ".join(cells) + " |")

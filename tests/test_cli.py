@@ -59,3 +59,22 @@ def test_ls():
 def test_report_needs_a_run_folder(tmp_path):
     res = cli.invoke(app, ["report", str(tmp_path)])
     assert res.exit_code == 2 and "no metrics.csv" in res.output
+
+
+def test_forced_kernel_without_cuda_names_the_install_command(tmp_path):
+    res = cli.invoke(
+        app,
+        [
+            "run",
+            str(FIXTURES / "tiny.yaml"),
+            "--set",
+            "blocks=[mamba2]",
+            "--set",
+            "impl=kernel",
+            "--results",
+            str(tmp_path),
+            "--no-progress",
+        ],
+    )
+    assert res.exit_code == 2
+    assert "pip install mamba-ssm" in res.output

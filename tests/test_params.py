@@ -1,6 +1,6 @@
 """Parameter matching: every block's model in a suite has (about) the same size.
 
-    pytest tests/test_params.py
+pytest tests/test_params.py
 """
 
 from pathlib import Path

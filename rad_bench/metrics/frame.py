@@ -36,3 +36,16 @@ def ssim(pred: Tensor, target: Tensor, size: int = 11, sigma: float = 1.5) -> Te
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
     return s.flatten(1).mean(1).float()
+
+
+LPIPS_MIN_SIZE = 64  # AlexNet's trunk needs >= 31 px; small frames are upsampled to TECO's 64 px
+
+
+def lpips(pred: Tensor, target: Tensor) -> Tensor:
+    """LPIPS (AlexNet, v0.1) per image; frames smaller than 64 px are upsampled bilinearly first."""
+    from rad_bench.metrics.lpips import lpips as lpips_alex
+
+    if pred.shape[-1] < LPIPS_MIN_SIZE:
+        up = lambda x: F.interpolate(x.float(), size=(LPIPS_MIN_SIZE, LPIPS_MIN_SIZE), mode="bilinear")  # noqa: E731
+        pred, target = up(pred), up(target)
+    return lpips_alex(pred.float(), target.float())

@@ -128,7 +128,9 @@ class DiTLayer(nn.Module):
         h = modulate(self.norms[0](x), sh, sc)
         x = x + g * self._spatial(h, rope_sp)
         sh, sc, g = mods[3:6]
-        h = modulate(self.norms[1](x), sh, sc)
+        # temporal attention keys on the action too, so the window can match "same place" just as a
+        # memory block can: revisit scores then measure memory, not a handicapped baseline
+        h = modulate(self.norms[1](x), sh, sc) + action[:, :, None]
         y, kv = self._temporal(h, kv, t0)
         x = x + g * y
         sh, sc, g = mods[6:9]

@@ -14,15 +14,24 @@ from contextlib import contextmanager
 
 IMPLS = ("auto", "kernel", "ref")
 _override: str | None = None
+_suite_impl = "auto"
 
 
 class KernelUnavailableError(RuntimeError):
     """``impl: kernel`` was requested but the CUDA package is missing."""
 
 
+def set_suite_impl(impl: str) -> None:
+    """The suite's ``impl`` key; called once by the runner before models are built."""
+    global _suite_impl
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    _suite_impl = impl
+
+
 def requested_impl(default: str = "auto") -> str:
-    """The impl asked for: test override > ``RAD_BENCH_IMPL`` > suite value."""
-    impl = _override or os.environ.get("RAD_BENCH_IMPL") or default
+    """The impl asked for: test override > ``RAD_BENCH_IMPL`` > explicit argument > suite value."""
+    impl = _override or os.environ.get("RAD_BENCH_IMPL") or (default if default != "auto" else _suite_impl)
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r} (check RAD_BENCH_IMPL / suite 'impl')")
     return impl
