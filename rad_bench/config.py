@@ -81,7 +81,7 @@ class RolloutCfg(_Strict):
     clips: int = Field(16, ge=1, description="evaluation episodes (the same for every block and seed)")
     batch_size: int = Field(16, ge=1)
     sampling_steps: int = Field(10, ge=1)
-    fvd_bucket: int = Field(16, ge=9, description="generated frames per FVD clip (I3D needs >= 9)")
+    fvd_bucket: int | None = Field(None, ge=9, description="also FVD per bucket of this many generated frames")
 
 
 class LeaderboardCfg(_Strict):
@@ -124,11 +124,13 @@ class Suite(_Strict):
         if metric not in self.metrics or group not in ("in_window", "revisit", "novel", "all"):
             valid = [f"{m}_{g}" for m in self.metrics for g in ("revisit", "in_window", "novel", "all")]
             raise ValueError(f"leaderboard.sort_by '{self.leaderboard.sort_by}' is not a column; use one of {valid}")
-        if any(m == "fvd" for m in self.metrics) and self.rollout.horizon < self.rollout.fvd_bucket:
+        bucket = self.rollout.fvd_bucket
+        if "fvd" in self.metrics and bucket is not None and self.rollout.horizon < bucket:
             raise ValueError(
-                f"metrics has fvd but rollout.horizon ({self.rollout.horizon}) < rollout.fvd_bucket "
-                f"({self.rollout.fvd_bucket}): no FVD clip fits"
+                f"rollout.fvd_bucket ({bucket}) > rollout.horizon ({self.rollout.horizon}): no FVD bucket fits"
             )
+        if "fvd" in self.metrics and self.rollout.context + self.rollout.horizon < 9:
+            raise ValueError("fvd needs episodes of >= 9 frames (I3D): raise rollout.context + rollout.horizon")
         if self.model.window > self.train.clip_len:
             raise ValueError(
                 f"model.window ({self.model.window}) > train.clip_len ({self.train.clip_len}): "

@@ -35,6 +35,9 @@ def leaderboard(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     multi_seed = df["seed"].nunique() > 1
     unit = "seed" if multi_seed else "clip"
     parts = []
+    set_metrics = [m for m in df["metric"].unique() if get_metric(m).scope == "set"]
+    # a set metric's leaderboard value is its whole-episode row (frame -1); buckets are for plots
+    df = df[~df["metric"].isin(set_metrics) | (df["frame"] == -1)]
     for group in GROUPS:
         sub = df if group == "all" else df[df["tag"] == group]
         per_unit = sub.groupby(["block", "metric", unit])["value"].mean()
@@ -100,7 +103,9 @@ def _save(fig: plt.Figure, stem: Path) -> None:
 
 def plot_metric_vs_frame(df: pd.DataFrame, metric: str, reach: int, out: Path) -> None:
     """Metric vs frames since rollout start; line = mean, band = spread over seeds (or clips)."""
-    sub = df[df["metric"] == metric]
+    sub = df[(df["metric"] == metric) & (df["frame"] >= 0)]
+    if sub.empty:
+        return
     unit = "seed" if sub["seed"].nunique() > 1 else "clip"
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for block, g in sub.groupby("block"):
@@ -209,6 +214,7 @@ def write(run_dir: Path, sort_by: str | None = None) -> pd.DataFrame:
     reach = int(df["reach"].iloc[0])
     for m in metrics:
         plot_metric_vs_frame(df, m, reach, figs / f"{m}_vs_frame")
-        plot_revisit_bars(table, m, figs / f"{m}_by_tag")
+        if get_metric(m).scope == "per_frame":
+            plot_revisit_bars(table, m, figs / f"{m}_by_tag")
     sample_strip(run_dir, figs / "samples.png")
     return table

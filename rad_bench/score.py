@@ -64,22 +64,36 @@ def score_frames(
     return rows
 
 
-def score_sets(generated: Tensor, truth: Tensor, *, metrics: list[str], bucket: int) -> list[dict[str, Any]]:
-    """Set metrics over all clips, per bucket of ``bucket`` generated frames (``frame`` = bucket
-    start, ``clip = -1``, ``tag = "all"``). A trailing bucket shorter than ``bucket`` is dropped, so
-    every FVD in a table is computed on clips of the same length."""
+def score_sets(
+    generated: Tensor,  # (N, horizon, c, H, W)
+    episodes: Tensor,  # (N, context + horizon, c, H, W) ground truth
+    *,
+    metrics: list[str],
+    bucket: int | None,
+) -> list[dict[str, Any]]:
+    """Set metrics over all clips (``clip = -1``, ``tag = "all"``).
+
+    ``frame = -1``: TECO's recipe, the whole episode with the context replaced by ground truth
+    against the ground-truth episode. With ``bucket``, also one row per bucket of ``bucket``
+    generated frames (``frame`` = bucket start); a trailing shorter bucket is dropped so every
+    value in a table comes from clips of the same length."""
     n, h = generated.shape[:2]
+    context = episodes.shape[1] - h
+    fake = torch.cat([episodes[:, :context], generated], dim=1)
     rows = []
     for name in metrics:
         spec = get_metric(name)
         if spec.scope != "set":
             continue
         fn = spec.load()
-        for start in range(0, h - bucket + 1, bucket):
-            sl = slice(start, start + bucket)
-            value = fn(truth[:, sl], generated[:, sl])
+        pieces = [(-1, episodes, fake)]
+        if bucket:
+            starts = range(context, context + h - bucket + 1, bucket)
+            pieces += [(s - context, episodes[:, s : s + bucket], fake[:, s : s + bucket]) for s in starts]
+        for frame, real_clips, fake_clips in pieces:
             rows.append(
-                {"clip": -1, "frame": start, "tag": "all", "metric": name, "value": float(value),
-                 "protocol": protocol(name, videos=n, frames=bucket)}
+                {"clip": -1, "frame": frame, "tag": "all", "metric": name, "value": float(fn(real_clips, fake_clips)),
+                 "protocol": protocol(name, videos=n, frames=real_clips.shape[1],
+                                      context_gt=context if frame == -1 else 0)}
             )  # fmt: skip
     return rows

@@ -39,15 +39,21 @@ def test_outputs_exist_and_are_finite(run_dir):
     ]:
         assert (run_dir / name).is_file(), name
     df = pd.read_csv(run_dir / "metrics.csv")
-    # tidy: one row per block x seed x clip x frame x metric
-    assert len(df) == 2 * 1 * 3 * 6 * 2
-    assert set(df["tag"]) <= {"in_window", "revisit", "novel"}
+    # tidy: one row per block x seed x clip x frame x per-frame metric, plus one FVD row per block
+    assert len(df) == 2 * 1 * 3 * 6 * 3 + 2
+    assert set(df["tag"]) <= {"in_window", "revisit", "novel", "all"}
     assert df["value"].map(math.isfinite).all()
+    fvd = df[df["metric"] == "fvd"]
+    assert (fvd["frame"] == -1).all() and (fvd["clip"] == -1).all() and (fvd["value"] > 0).all()
+    assert fvd["protocol"].str.contains("sha256=af5c50f0df57 res=224 videos=3 frames=10 context_gt=4").all()
+    assert df[df["metric"] == "lpips"]["protocol"].str.contains("alexnet v0.1").all()
     for col in ["suite", "suite_version", "impl", "params_block", "params_total", "git_sha", "reach"]:
         assert df[col].notna().all(), col
     board = pd.read_csv(run_dir / "leaderboard.csv")
     assert sorted(board["block"]) == ["full_attn", "none"]
     assert board["psnr_all"].map(math.isfinite).all()
+    assert board["fvd_all"].map(math.isfinite).all() and board["lpips_revisit"].notna().any()
+    assert "fvd_all ↓" in (run_dir / "leaderboard.md").read_text()
     assert (board.set_index("block").loc["none", "params_block"]) == 0
 
 

@@ -9,6 +9,7 @@ the count next to :data:`FVD_PROTOCOL`.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,18 @@ def fvd(real_videos: Tensor, fake_videos: Tensor, batch_size: int = 8) -> float:
 
     Runs I3D on the device of the clips; see :func:`rad_bench.metrics.i3d.i3d_features`.
     """
-    real = i3d_features(real_videos, batch_size)
-    fake = i3d_features(fake_videos, batch_size)
-    return fvd_from_features(real, fake)
+    return fvd_from_features(_features(real_videos, batch_size), _features(fake_videos, batch_size))
+
+
+_CACHE: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+
+
+def _features(videos: Tensor, batch_size: int) -> np.ndarray:
+    """I3D features, memoised by content: every block of a run is scored against the same
+    ground-truth episodes, whose features are then computed once per process."""
+    key = (hashlib.sha1(videos.detach().cpu().contiguous().numpy().tobytes()).hexdigest(), tuple(videos.shape))
+    if key not in _CACHE:
+        if len(_CACHE) > 64:
+            _CACHE.clear()
+        _CACHE[key] = i3d_features(videos, batch_size)
+    return _CACHE[key]
