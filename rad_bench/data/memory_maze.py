@@ -273,6 +273,9 @@ def make_env(maze: int, length: int, seed: int, target_border: bool = False) -> 
             f"the memory_maze dataset renders the real environment and needs it installed: "
             f'pip install memory-maze gym "mujoco==3.17.0" (or the [envs] extra); import failed: {e}'
         ) from e
+    import absl.logging  # dm_control warns once per reset about a frozen joint; not actionable here
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
     targets, rooms, room_max = MAZES[maze]
     return tasks._memory_maze(  # the public memory_maze_9x9() etc. fix the time limit; we need longer ones
         maze,

@@ -21,6 +21,7 @@ a malformed file is an error naming the path and the expected keys.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Literal
 
@@ -97,9 +98,9 @@ class NpzEpisodes(EpisodeDataset):
     def prepare(self, arrays: list[Arrays]) -> None:
         """Called with the training files' arrays before any episode is built."""
 
+    @abstractmethod
     def episode(self, f: Path, a: Arrays, length: int) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """(frames uint8 (T, 3, s, s), motion (T, m), places (T,), codes (T,) or None) of one file."""
-        raise NotImplementedError
 
     def frames_of(self, video: np.ndarray) -> torch.Tensor:
         return area_resize(video, self.cfg.frame_size or int(video.shape[1]))
