@@ -1,0 +1,55 @@
+"""The efficiency benchmark end to end at ``--quick`` sizes: every file, finite numbers, one device.
+
+OMP_NUM_THREADS=1 pytest tests/test_bench.py -m slow
+"""
+
+import math
+
+import pandas as pd
+import pytest
+
+from rad_bench.bench import SECTIONS, main
+from rad_bench.registry import list_blocks
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench")
+    assert main(["--quick", "--device", "cpu", "--out", str(path)]) == 0
+    return path
+
+
+@pytest.mark.slow
+def test_files_exist(out):
+    for name in [*(f"{s}-cpu.csv" for s in SECTIONS), "summary.md", "env.json", "rollout_ms_per_frame-cpu.png"]:
+        assert (out / name).is_file(), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("section", SECTIONS)
+def test_csv_rows_finite_and_on_one_device(out, section):
+    df = pd.read_csv(out / f"{section}-cpu.csv")
+    assert len(df) > 0
+    assert (df["device"] == "cpu").all()
+    numbers = df.select_dtypes("number")
+    assert not numbers.empty
+    assert all(math.isfinite(v) for v in numbers.to_numpy().ravel())
+
+
+@pytest.mark.slow
+def test_rollout_covers_every_block_and_length(out):
+    df = pd.read_csv(out / "rollout-cpu.csv")
+    assert set(df["block"]) == set(list_blocks())
+    assert sorted(set(df["length_x_window"])) == [1, 4, 16]
+    assert (df["ms_per_frame"] > 0).all()
+    growing = df[df["state_growth"] == "linear"].groupby("block")["state_bytes"]
+    assert (growing.max() > growing.min()).all()  # full_attn's cache grows with the rollout
+
+
+@pytest.mark.slow
+def test_summary_has_ratio_tables(out):
+    text = (out / "summary.md").read_text()
+    for heading in ["## 1. Rollout", "## 2. Scans", "## 3. Training", "## 4. Metrics"]:
+        assert heading in text
+    assert "chunked vs sequential" in text and "dual vs primal" in text and "LSTMCell.scan" in text
+    assert "PASS" in text or "MISS" in text
