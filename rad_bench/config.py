@@ -82,6 +82,7 @@ class RolloutCfg(_Strict):
     batch_size: int = Field(16, ge=1)
     sampling_steps: int = Field(10, ge=1)
     fvd_bucket: int | None = Field(None, ge=9, description="also FVD per bucket of this many generated frames")
+    fvd_batches: int = Field(1, ge=1, description="FVD per batch of clips/fvd_batches videos (TECO: mean over batches)")
 
 
 class LeaderboardCfg(_Strict):
@@ -128,6 +129,11 @@ class Suite(_Strict):
         if "fvd" in self.metrics and bucket is not None and self.rollout.horizon < bucket:
             raise ValueError(
                 f"rollout.fvd_bucket ({bucket}) > rollout.horizon ({self.rollout.horizon}): no FVD bucket fits"
+            )
+        if "fvd" in self.metrics and self.rollout.clips % self.rollout.fvd_batches:
+            raise ValueError(
+                f"rollout.clips ({self.rollout.clips}) must be a multiple of rollout.fvd_batches "
+                f"({self.rollout.fvd_batches}): every FVD batch holds the same number of videos"
             )
         if "fvd" in self.metrics and self.rollout.context + self.rollout.horizon < 9:
             raise ValueError("fvd needs episodes of >= 9 frames (I3D): raise rollout.context + rollout.horizon")

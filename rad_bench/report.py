@@ -84,7 +84,11 @@ def markdown(table: pd.DataFrame, metrics: list[str], unit: str, sort_by: str) -
     lines += [
         "",
         f"Sorted by `{sort_by}`. Mean ± standard error over {unit}s"
-        + (" (one seed: the error is over evaluation clips, not seeds)." if unit == "clip" else ".")
+        + (
+            " (one seed: the error is over evaluation clips, and over FVD batches, not seeds)."
+            if unit == "clip"
+            else "."
+        )
         + " Tags come from ground-truth places: `in_window` = last seen within the attention reach "
         + "(depth x (window - 1) + 1 frames), `revisit` = seen only longer ago, so only memory can help, "
         + "`novel` = never seen.",

@@ -215,7 +215,7 @@ def run_cell(ctx: RunContext, spec: BlockSpec, seed: int, data: Dataset) -> None
     generated = torch.cat(chunks)
     truth = ev.frames[:, r.context :]
     rows = score_frames(generated, truth, ev.places, context=r.context, reach=model.cfg.reach, metrics=suite.metrics)
-    rows += score_sets(generated, ev.frames, metrics=suite.metrics, bucket=r.fvd_bucket)
+    rows += score_sets(generated, ev.frames, metrics=suite.metrics, bucket=r.fvd_bucket, batches=r.fvd_batches)
     _write_samples(ctx.run_dir / "samples" / f"{cell}.npz", ev, generated, r.context)
 
     common = {

@@ -70,30 +70,34 @@ def score_sets(
     *,
     metrics: list[str],
     bucket: int | None,
+    batches: int = 1,
 ) -> list[dict[str, Any]]:
-    """Set metrics over all clips (``clip = -1``, ``tag = "all"``).
+    """Set metrics, TECO's recipe: clips split into ``batches`` equal batches (``clip`` = batch index,
+    ``tag = "all"``), one value per batch, so the leaderboard shows mean ± stderr over batches.
 
-    ``frame = -1``: TECO's recipe, the whole episode with the context replaced by ground truth
-    against the ground-truth episode. With ``bucket``, also one row per bucket of ``bucket``
-    generated frames (``frame`` = bucket start); a trailing shorter bucket is dropped so every
-    value in a table comes from clips of the same length."""
+    ``frame = -1``: the whole episode with the context replaced by ground truth, against the
+    ground-truth episode. With ``bucket``, also one row per bucket of ``bucket`` generated frames
+    (``frame`` = bucket start); a trailing shorter bucket is dropped so every value in a table comes
+    from clips of the same length."""
     n, h = generated.shape[:2]
     context = episodes.shape[1] - h
     fake = torch.cat([episodes[:, :context], generated], dim=1)
+    spans = [(-1, 0, context + h)]
+    if bucket:
+        spans += [(s - context, s, s + bucket) for s in range(context, context + h - bucket + 1, bucket)]
+    size = n // batches
     rows = []
     for name in metrics:
         spec = get_metric(name)
         if spec.scope != "set":
             continue
         fn = spec.load()
-        pieces = [(-1, episodes, fake)]
-        if bucket:
-            starts = range(context, context + h - bucket + 1, bucket)
-            pieces += [(s - context, episodes[:, s : s + bucket], fake[:, s : s + bucket]) for s in starts]
-        for frame, real_clips, fake_clips in pieces:
-            rows.append(
-                {"clip": -1, "frame": frame, "tag": "all", "metric": name, "value": float(fn(real_clips, fake_clips)),
-                 "protocol": protocol(name, videos=n, frames=real_clips.shape[1],
-                                      context_gt=context if frame == -1 else 0)}
-            )  # fmt: skip
+        for batch in range(batches):
+            clips = slice(batch * size, (batch + 1) * size)
+            for frame, lo, hi in spans:
+                value = fn(episodes[clips, lo:hi], fake[clips, lo:hi])
+                rows.append(
+                    {"clip": batch, "frame": frame, "tag": "all", "metric": name, "value": float(value),
+                     "protocol": protocol(name, videos=size, frames=hi - lo, context_gt=context if frame == -1 else 0)}
+                )  # fmt: skip
     return rows

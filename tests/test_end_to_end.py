@@ -44,7 +44,7 @@ def test_outputs_exist_and_are_finite(run_dir):
     assert set(df["tag"]) <= {"in_window", "revisit", "novel", "all"}
     assert df["value"].map(math.isfinite).all()
     fvd = df[df["metric"] == "fvd"]
-    assert (fvd["frame"] == -1).all() and (fvd["clip"] == -1).all() and (fvd["value"] > 0).all()
+    assert (fvd["frame"] == -1).all() and (fvd["clip"] == 0).all() and (fvd["value"] > 0).all()
     assert fvd["protocol"].str.contains("sha256=af5c50f0df57 res=224 videos=3 frames=10 context_gt=4").all()
     assert df[df["metric"] == "lpips"]["protocol"].str.contains("alexnet v0.1").all()
     for col in ["suite", "suite_version", "impl", "params_block", "params_total", "git_sha", "reach"]:

@@ -56,3 +56,17 @@ def test_metric_registry_declares_direction():
     assert get_metric("psnr").higher_is_better and get_metric("ssim").higher_is_better
     for name in METRICS.names():
         assert get_metric(name).scope in ("per_frame", "set")
+
+
+def test_fvd_rows_per_batch_and_bucket():
+    pytest.importorskip("scipy")
+    from rad_bench.score import score_sets
+
+    g = torch.Generator().manual_seed(0)
+    episodes = torch.rand(4, 12, 3, 16, 16, generator=g) * 2 - 1
+    generated = (episodes[:, 3:] + 0.3 * torch.randn(4, 9, 3, 16, 16, generator=g)).clamp(-1, 1)
+    rows = score_sets(generated, episodes, metrics=["psnr", "fvd"], bucket=9, batches=2)
+    assert [(r["clip"], r["frame"]) for r in rows] == [(0, -1), (0, 0), (1, -1), (1, 0)]
+    assert all(r["metric"] == "fvd" and r["value"] > 0 for r in rows)
+    assert "videos=2 frames=12 context_gt=3" in rows[0]["protocol"]
+    assert "videos=2 frames=9 context_gt=0" in rows[1]["protocol"]
