@@ -34,7 +34,7 @@ from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import PRESETS, DiTConfig, VideoDiT, block_params, build_model, count_params, matched_config
 from rad_bench.ops import set_suite_impl
 from rad_bench.registry import BLOCKS, DATASETS
-from rad_bench.rollout import rollout
+from rad_bench.rollout import RolloutStats, rollout
 from rad_bench.score import score_frames, score_sets
 from rad_bench.train import train
 from rad_bench.utils import (
@@ -174,82 +174,71 @@ def _write_samples(path: Path, ev: EvalSet, generated: torch.Tensor, context: in
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _save_checkpoint(ctx: RunContext, spec: BlockSpec, cell: str, model: VideoDiT) -> None:
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "suite": resolved_dict(ctx.suite), "block": spec.model_dump()}, buf)
+    atomic_write_bytes(ctx.run_dir / "checkpoints" / f"{cell}.pt", buf.getvalue())
+
+
+def _roll_out(ctx: RunContext, model: VideoDiT, diffusion: Diffusion, cell: str) -> tuple[torch.Tensor, RolloutStats]:
+    """Generate every evaluation clip (batched); noise depends only on the clip index."""
+    ev, r = ctx.eval_set, ctx.suite.rollout
+    assert ev is not None
+    chunks, stats = [], []
+    for i in range(0, r.clips, r.batch_size):
+        gen, st = rollout(
+            model, diffusion, ev.frames[i : i + r.batch_size], ev.actions[i : i + r.batch_size],
+            context=r.context, horizon=r.horizon, sampling_steps=r.sampling_steps,
+            g=torch.Generator().manual_seed(EVAL_NOISE_SEED + i), progress=ctx.progress, desc=f"rollout {cell}",
+        )  # fmt: skip
+        chunks.append(gen)
+        stats.append(st)
+    total = RolloutStats(sum(s.seconds for s in stats), sum(s.frames for s in stats), stats[0].state_bytes)
+    return torch.cat(chunks), total
+
+
+def _write_cell(
+    ctx: RunContext, cell: str, common: dict[str, Any], stats: dict[str, Any], log: list, rows: list[dict[str, Any]]
+) -> None:
+    cell_dir = ctx.run_dir / "cells" / cell
+    atomic_write_text(
+        cell_dir / "train_log.csv", _csv_text([{"step": s, "loss": v} for s, v in log]) if log else "step,loss\n"
+    )
+    write_json(cell_dir / "stats.json", {**common, **stats})
+    atomic_write_text(cell_dir / "metrics.csv", _csv_text([{**common, **row} for row in rows]))  # last: marks done
+
+
 def run_cell(ctx: RunContext, spec: BlockSpec, seed: int, data: Dataset) -> None:
-    suite, cell = ctx.suite, f"{spec.display}-s{seed}"
+    """Train, roll out, score and write one block x seed cell."""
+    suite, cell, r = ctx.suite, f"{spec.display}-s{seed}", ctx.suite.rollout
     seed_everything(seed)
     model = make_model(suite, spec, data, ctx.device)
     impl = model.layers[0].memory.impl  # resolved before training: a forced, missing kernel fails now
     diffusion = Diffusion(suite.diffusion.levels, suite.diffusion.prediction)
-    tstats = train(
-        model,
-        diffusion,
-        data,
-        suite.train,
-        seed=seed,
-        device=ctx.device,
-        desc=f"train {cell}",
-        progress=ctx.progress,
-    )
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "suite": resolved_dict(suite), "block": spec.model_dump()}, buf)
-    atomic_write_bytes(ctx.run_dir / "checkpoints" / f"{cell}.pt", buf.getvalue())
+    tstats = train(model, diffusion, data, suite.train, seed=seed, device=ctx.device, desc=f"train {cell}",
+                   progress=ctx.progress)  # fmt: skip
+    _save_checkpoint(ctx, spec, cell, model)
 
-    ev, r = ctx.eval_set, suite.rollout
+    generated, rstats = _roll_out(ctx, model, diffusion, cell)
+    ev = ctx.eval_set
     assert ev is not None
-    chunks, rstats = [], []
-    for i in range(0, r.clips, r.batch_size):
-        gen, st = rollout(
-            model,
-            diffusion,
-            ev.frames[i : i + r.batch_size],
-            ev.actions[i : i + r.batch_size],
-            context=r.context,
-            horizon=r.horizon,
-            sampling_steps=r.sampling_steps,
-            g=torch.Generator().manual_seed(EVAL_NOISE_SEED + i),
-            progress=ctx.progress,
-            desc=f"rollout {cell}",
-        )
-        chunks.append(gen)
-        rstats.append(st)
-    generated = torch.cat(chunks)
-    truth = ev.frames[:, r.context :]
-    rows = score_frames(generated, truth, ev.places, context=r.context, reach=model.cfg.reach, metrics=suite.metrics)
+    rows = score_frames(generated, ev.frames[:, r.context :], ev.places, context=r.context, reach=model.cfg.reach,
+                        metrics=suite.metrics)  # fmt: skip
     rows += score_sets(generated, ev.frames, metrics=suite.metrics, bucket=r.fvd_bucket, batches=r.fvd_batches)
     _write_samples(ctx.run_dir / "samples" / f"{cell}.npz", ev, generated, r.context)
 
     common = {
-        "suite": suite.name,
-        "suite_version": suite.version,
-        "run": ctx.run_dir.name,
-        "block": spec.display,
-        "block_name": spec.name,
-        "seed": seed,
-        "window": suite.model.window,
-        "reach": model.cfg.reach,
-        "impl": impl,
-        "params_block": block_params(model),
-        "params_total": count_params(model),
-        "limited": ctx.limited,
+        "suite": suite.name, "suite_version": suite.version, "run": ctx.run_dir.name, "block": spec.display,
+        "block_name": spec.name, "seed": seed, "window": suite.model.window, "reach": model.cfg.reach, "impl": impl,
+        "params_block": block_params(model), "params_total": count_params(model), "limited": ctx.limited,
         "git_sha": ctx.git_sha,
-    }
+    }  # fmt: skip
     stats = {
-        **common,
-        "train_steps": tstats.steps,
-        "train_step_s": tstats.step_s,
-        "train_loss_final": tstats.final_loss,
-        "rollout_frames_per_s": sum(s.frames for s in rstats) / sum(s.seconds for s in rstats),
-        "state_bytes_final": rstats[0].state_bytes[-1],
-        "state_bytes_first": rstats[0].state_bytes[0],
-        "state_growth": BLOCKS.get(spec.name).state_growth,
-    }
-    cell_dir = ctx.run_dir / "cells" / cell
-    atomic_write_text(
-        cell_dir / "train_log.csv",
-        _csv_text([{"step": s, "loss": v} for s, v in tstats.log]) if tstats.log else "step,loss\n",
-    )
-    write_json(cell_dir / "stats.json", stats)
-    atomic_write_text(cell_dir / "metrics.csv", _csv_text([{**common, **row} for row in rows]))  # last: marks done
+        "train_steps": tstats.steps, "train_step_s": tstats.step_s, "train_loss_final": tstats.final_loss,
+        "rollout_frames_per_s": rstats.frames_per_s, "state_bytes_final": rstats.state_bytes[-1],
+        "state_bytes_first": rstats.state_bytes[0], "state_growth": BLOCKS.get(spec.name).state_growth,
+    }  # fmt: skip
+    _write_cell(ctx, cell, common, stats, tstats.log, rows)
 
 
 # --------------------------------------------------------------------------------------------
