@@ -21,7 +21,7 @@ class FullAttention(MemoryBlock):
     is read by content and place, and the causal mask orders it; RoPE's fast-rotating channels
     would make a view seen 100 frames ago harder to match than one seen 5 frames ago.
 
-    State: ``k, v: (b n, h, T, d/h)`` for all T frames seen, ``t0: ()`` frames seen.
+    State: ``k, v: (b n, h, T, d/h)`` for all T frames seen.
     Cost per frame: O(T n d) attention + O(n d^2) projections.
     """
 
@@ -37,7 +37,7 @@ class FullAttention(MemoryBlock):
     def init_state(self, batch: int, tokens: int, device: torch.device, dtype: torch.dtype) -> State:
         e = self.dim // self.heads
         empty = torch.zeros(batch * tokens, self.heads, 0, e, device=device, dtype=dtype)
-        return {"k": empty, "v": empty.clone(), "t0": torch.zeros((), dtype=torch.long, device=device)}
+        return {"k": empty, "v": empty.clone()}
 
     def forward(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State]:
         b, t, n, d = x.shape
@@ -47,8 +47,8 @@ class FullAttention(MemoryBlock):
         q, k, v = rearrange(self.to_qkv(h), "b t n (three h e) -> three (b n) h t e", three=3, h=self.heads)
         k, v = torch.cat([state["k"], k], dim=2), torch.cat([state["v"], v], dim=2)
         past = k.shape[2] - t
-        # query i (absolute t0 + i) sees all cached frames and new frames j <= i
+        # new frame i sees every cached frame and the new frames j <= i
         mask = torch.ones(t, k.shape[2], dtype=torch.bool, device=x.device).tril(diagonal=past)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = self.to_out(rearrange(y, "(b n) h t e -> b t n (h e)", b=b))
-        return y, {"k": k, "v": v, "t0": state["t0"] + t}
+        return y, {"k": k, "v": v}
