@@ -43,7 +43,8 @@ class LSTMCell(nn.Module):
 
         The same cell run by PyTorch's fused LSTM kernel (``torch.lstm``, what ``nn.LSTM`` calls):
         the fused weight splits into its input and hidden halves, the bias goes on the input side.
-        A Python loop over frames was 2x slower forward and 10x slower with backward (`make bench`).
+        A Python loop over frames is much slower, most of all with backward; `make bench` compares
+        this scan with ``nn.LSTM``.
         """
         w_x, w_h = self.to_gates.weight.split([self.dim_in, self.hidden], dim=1)
         b = self.to_gates.bias

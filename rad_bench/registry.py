@@ -45,10 +45,9 @@ class Registry(Generic[T]):
     kind: str
     discover: Callable[[], None] | None = None
     _entries: dict[str, T] = field(default_factory=dict)
-    _meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     _discovered: bool = False
 
-    def register(self, name: str, **meta: Any) -> Callable[[T], T]:
+    def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
             if name in self._entries:
                 raise ValueError(
@@ -56,7 +55,6 @@ class Registry(Generic[T]):
                     "rename one of them."
                 )
             self._entries[name] = obj
-            self._meta[name] = meta
             return obj
 
         return deco
@@ -71,10 +69,6 @@ class Registry(Generic[T]):
         if name not in self._entries:
             raise UnknownNameError(unknown_name_message(self.kind, name, list(self._entries)))
         return self._entries[name]
-
-    def meta(self, name: str) -> dict[str, Any]:
-        self.get(name)
-        return self._meta[name]
 
     def names(self) -> list[str]:
         self._ensure()
@@ -116,11 +110,9 @@ def register_dataset(name: str) -> Callable[[T], T]:
     return DATASETS.register(name)
 
 
-def register_metric(name: str, *, higher_is_better: bool, scope: str) -> Callable[[T], T]:
-    """Register a metric function with its direction and scope (``per_frame`` or ``set``)."""
-    if scope not in ("per_frame", "set"):
-        raise ValueError(f"metric scope must be 'per_frame' or 'set', got {scope!r}")
-    return METRICS.register(name, higher_is_better=higher_is_better, scope=scope)
+def register_metric(name: str) -> Callable[[T], T]:
+    """Register a metric spec (see :class:`rad_bench.metrics.MetricSpec`: direction and scope)."""
+    return METRICS.register(name)
 
 
 def get_block(name: str) -> Any:

@@ -12,14 +12,6 @@ from pathlib import Path
 from typing import Any
 
 
-def exists(x: Any) -> bool:
-    return x is not None
-
-
-def default(x: Any, d: Any) -> Any:
-    return x if x is not None else d
-
-
 def seed_everything(seed: int) -> None:
     import numpy as np
     import torch

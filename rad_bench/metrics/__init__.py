@@ -23,6 +23,10 @@ class MetricSpec:
     fn: str  # "module:function"
     description: str
 
+    def __post_init__(self) -> None:
+        if self.scope not in ("per_frame", "set"):
+            raise ValueError(f"metric scope must be 'per_frame' or 'set', got {self.scope!r}")
+
     def load(self) -> Callable[..., Any]:
         module, attr = self.fn.split(":")
         return getattr(importlib.import_module(module), attr)
@@ -34,7 +38,7 @@ class MetricSpec:
 
 def _declare(name: str, higher_is_better: bool, scope: str, fn: str, description: str) -> None:
     spec = MetricSpec(name, higher_is_better, scope, fn, description)
-    register_metric(name, higher_is_better=higher_is_better, scope=scope)(spec)
+    register_metric(name)(spec)
 
 
 _declare("psnr", True, "per_frame", "rad_bench.metrics.frame:psnr", "peak signal-to-noise ratio, dB, data range 1")
