@@ -50,3 +50,16 @@ class FrameStack(MemoryBlock):
         # a copy, not a view: the state must not pin the whole call's inputs in memory
         past = seq[:, seq.shape[1] - (self.k - 1) :].clone()
         return y, {"past": past, "t0": state["t0"] + t}
+
+    def prefetch(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State, Tensor]:
+        if state is None:
+            state = self.init_state(x.shape[0], x.shape[2], x.device, x.dtype)
+        y, new = self(x, state, action)
+        return y, new, torch.cat([state["past"], x + action[:, :, None]], dim=1)  # clean inputs, padded
+
+    def read(self, x: Tensor, ctx: Tensor, action: Tensor) -> Tensor:
+        """Noisy frame i stacks the k-1 clean inputs before it with its own."""
+        t, u = x.shape[1], (x + action[:, :, None])[..., None]
+        past = ctx[:, : ctx.shape[1] - 1].unfold(1, self.k - 1, 1)[:, :t] if self.k > 1 else u[..., :0]
+        stack = torch.cat([past, u], dim=-1)  # (b, t, n, d, k), oldest first
+        return self.to_out(self.act(self.to_hidden(rearrange(stack, "b t n d k -> b t n (k d)"))))

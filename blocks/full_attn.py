@@ -52,3 +52,22 @@ class FullAttention(MemoryBlock):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = self.to_out(rearrange(y, "(b n) h t e -> b t n (h e)", b=b))
         return y, {"k": k, "v": v}
+
+    def prefetch(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State, State]:
+        y, new = self(x, state, action)
+        return y, new, new  # the whole clean history; `read` masks what each frame may see
+
+    def read(self, x: Tensor, ctx: State, action: Tensor) -> Tensor:
+        """Noisy frame i sees the cached frames, the clean frames j < i and itself."""
+        assert ctx is not None
+        b, t, n, d = x.shape
+        q, k, v = rearrange(self.to_qkv(x + action[:, :, None]), "b t n (three h e) -> three (b n) h t e", three=3,
+                            h=self.heads)  # fmt: skip
+        past = ctx["k"].shape[2] - t
+        clean = torch.ones(t, ctx["k"].shape[2], dtype=torch.bool, device=x.device).tril(diagonal=past - 1)
+        own = torch.eye(t, dtype=torch.bool, device=x.device)
+        mask = torch.cat([clean, own], dim=1)
+        y = F.scaled_dot_product_attention(
+            q, torch.cat([ctx["k"], k], dim=2), torch.cat([ctx["v"], v], dim=2), attn_mask=mask
+        )
+        return self.to_out(rearrange(y, "(b n) h t e -> b t n (h e)", b=b))

@@ -93,10 +93,37 @@ class LSTMAttention(MemoryBlock):
             state = self.init_state(b, n, x.device, x.dtype)
         u = x + action[:, :, None]  # RAD feeds the action to the memory block directly
         hs, h, c = self.cell.scan(rearrange(u, "b t n d -> (b n) t d"), state["h"], state["c"])
-        y = self.read(u, rearrange(hs, "(b n) t e -> b t n e", b=b))
+        y = self.readout(u, rearrange(hs, "(b n) t e -> b t n e", b=b))
         return y, {"h": h, "c": c}
 
-    def read(self, u: Tensor, hs: Tensor) -> Tensor:
+    def prefetch(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State, tuple[Tensor, Tensor]]:
+        """The fused scan over the clean frames, plus the ``(h, c)`` entering every frame: ``h`` from the
+        scan's outputs, ``c`` from its linear recurrence ``c_t = f_t c_(t-1) + i_t g_t`` (cheap,
+        elementwise) with the gates recomputed in one batched matmul."""
+        b, t, n, d = x.shape
+        if state is None:
+            state = self.init_state(b, n, x.device, x.dtype)
+        u = rearrange(x + action[:, :, None], "b t n d -> (b n) t d")
+        hs, h, c = self.cell.scan(u, state["h"], state["c"])
+        h_in = torch.cat([state["h"][:, None], hs[:, :-1]], dim=1)  # (b n, t, d_h) entering each frame
+        i, f, g, _ = self.cell.to_gates(torch.cat([u, h_in], dim=-1)).chunk(4, dim=-1)
+        write, keep = torch.sigmoid(i) * torch.tanh(g), torch.sigmoid(f)
+        cs = [state["c"]]
+        for j in range(t - 1):
+            cs.append(keep[:, j] * cs[-1] + write[:, j])
+        y = self.readout(rearrange(u, "(b n) t d -> b t n d", b=b), rearrange(hs, "(b n) t e -> b t n e", b=b))
+        return y, {"h": h, "c": c}, (h_in, torch.stack(cs, dim=1))
+
+    def read(self, x: Tensor, ctx: tuple[Tensor, Tensor], action: Tensor) -> Tensor:
+        """One cell step per frame, all frames at once, from the prefetched clean ``(h, c)``."""
+        b = x.shape[0]
+        u = x + action[:, :, None]
+        h_in, c_in = ctx
+        gates = self.cell.to_gates(torch.cat([rearrange(u, "b t n d -> (b n) t d"), h_in], dim=-1))
+        h, _ = self.cell._update(gates, c_in)
+        return self.readout(u, rearrange(h, "(b n) t e -> b t n e", b=b))
+
+    def readout(self, u: Tensor, hs: Tensor) -> Tensor:
         """Per frame, tokens ``u: (b, t, n, d)`` attend over that frame's memory ``hs: (b, t, n, d_h)``."""
         b = u.shape[0]
         q = rearrange(self.to_q(u), "b t n (h e) -> (b t) h n e", h=self.heads)

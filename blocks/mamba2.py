@@ -10,7 +10,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from rad_bench.block import MemoryBlock, State
-from rad_bench.ops.ssd import causal_conv1d_ref, ssd, ssd_impl
+from rad_bench.ops.ssd import _heads, causal_conv1d_ref, ssd, ssd_impl
 from rad_bench.registry import register_block
 
 
@@ -125,12 +125,74 @@ class Mamba2Block(MemoryBlock):
 
     def _scan(self, xbc: Tensor, dt: Tensor, ssm: Tensor) -> tuple[Tensor, Tensor]:
         """``xbc: (B, t, conv_dim)``, ``dt: (B, t, h)`` raw -> ``y: (B, t, e)`` and the new SSM state."""
+        xs, B, C, dt, A = self._ssm_inputs(xbc, dt)
+        y, ssm = ssd(xs, dt, A, B, C, self.chunk_size, ssm)
+        y = y + xs * self.D[:, None]  # D skip connection (paper §7, as in Mamba)
+        return rearrange(y, "b t h p -> b t (h p)"), ssm
+
+    def _ssm_inputs(self, xbc: Tensor, dt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         gs = self.ngroups * self.d_state
         xs, B, C = xbc.split([self.d_inner, gs, gs], dim=-1)
         xs = rearrange(xs, "b t (h p) -> b t h p", p=self.headdim)
         B, C = (rearrange(m, "b t (g s) -> b t g s", g=self.ngroups) for m in (B, C))
         dt = F.softplus(dt.float() + self.dt_bias.float())  # positive step size per head
         A = -torch.exp(self.A_log.float())  # negative, so exp(dt A) in (0, 1): a stable decay
-        y, ssm = ssd(xs, dt, A, B, C, self.chunk_size, ssm)
-        y = y + xs * self.D[:, None]  # D skip connection (paper §7, as in Mamba)
-        return rearrange(y, "b t h p -> b t (h p)"), ssm
+        return xs, B, C, dt, A
+
+    # ---------------------------------------------------------------- frame-wise training (prefetch)
+
+    def prefetch(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State, dict[str, Tensor]]:
+        """``forward`` over the clean frames, keeping what :meth:`read` needs to evaluate a noisy frame
+        from the state entering any frame without materialising those states: the conv inputs, the
+        cumulative log-decay ``cum_t = sum_(s<=t) dt_s A`` and the scan's ``dt x`` and ``B`` terms."""
+        b, t, n, d = x.shape
+        if state is None:
+            state = self.init_state(b, n, x.device, x.dtype)
+        u = rearrange(x + action[:, :, None], "b t n d -> (b n) t d")
+        z, xbc_raw, dt_raw = self.in_proj(u).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
+        xbc, conv = causal_conv1d_ref(
+            xbc_raw.transpose(1, 2), self.conv1d.weight[:, 0], self.conv1d.bias, state["conv"]
+        )
+        xbc = xbc.transpose(1, 2)
+        y, ssm = self._scan(xbc, dt_raw, state["ssm"])
+        y = rearrange(self.out_proj(self.norm(y, z)), "(b n) t d -> b t n d", b=b)
+        xs, B, _, dt, A = self._ssm_inputs(xbc, dt_raw)
+        ctx = {
+            "conv_in": torch.cat([state["conv"].to(xbc_raw.dtype), xbc_raw.transpose(1, 2)], dim=-1),
+            "cum": torch.cumsum(dt * A, dim=1),  # (B, t, h)
+            "xdt": xs.float() * dt[..., None],  # (B, t, h, p)
+            "B": _heads(B.float(), self.nheads),  # (B, t, h, N)
+            "ssm0": state["ssm"].float(),  # (B, h, p, N)
+        }
+        return y, {"ssm": ssm, "conv": conv}, ctx
+
+    def read(self, x: Tensor, ctx: dict[str, Tensor], action: Tensor) -> Tensor:
+        """Noisy frame j, one step from the clean state ``S_(j-1)`` (all frames at once):
+
+            y_j = exp(dt_j A) C_j . S_(j-1) + dt_j (C_j . B_j) x_j + D x_j,
+            C_j . S_(j-1) = exp(cum_(j-1)) C_j . S_0 + sum_(s<j) exp(cum_(j-1) - cum_s) (C_j . B_s) dt_s x_s,
+
+        the SSD "attention" form with the noisy frame's ``C`` as query over the clean ``B``/``x``.
+        The conv of frame j sees the ``d_conv - 1`` clean inputs before it and its own."""
+        b, t = x.shape[:2]
+        u = rearrange(x + action[:, :, None], "b t n d -> (b n) t d")
+        z, xbc_raw, dt_raw = self.in_proj(u).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
+        w, k = self.conv1d.weight[:, 0], self.d_conv
+        past = ctx["conv_in"].unfold(-1, k - 1, 1)[:, :, :t]  # (B, c, t, k-1): inputs j .. j+k-2
+        conv = (past * w[:, None, : k - 1]).sum(-1) + xbc_raw.transpose(1, 2) * w[:, k - 1, None]
+        xbc = F.silu(conv + self.conv1d.bias[:, None]).transpose(1, 2)
+        xs, B_own, C, dt, A = self._ssm_inputs(xbc, dt_raw)
+        C, B_own = _heads(C.float(), self.nheads), _heads(B_own.float(), self.nheads)
+        cum = ctx["cum"]
+        cum_prev = F.pad(cum[:, :-1], (0, 0, 1, 0))  # cum_(j-1), with cum_(-1) = 0
+        j = torch.arange(t, device=x.device)
+        earlier = (j[None, :] < j[:, None])[None, :, :, None]  # (1, j, s, 1): s < j
+        decay = torch.exp((cum_prev[:, :, None] - cum[:, None]).masked_fill(~earlier, float("-inf")))
+        scores = torch.einsum("bjhn,bshn->bjsh", C, ctx["B"]) * decay
+        hist = torch.einsum("bjsh,bshp->bjhp", scores, ctx["xdt"])
+        hist = hist + cum_prev.exp()[..., None] * torch.einsum("bjhn,bhpn->bjhp", C, ctx["ssm0"])
+        own = (C * B_own).sum(-1) * dt  # (B, t, h)
+        y = (dt * A).exp()[..., None] * hist + own[..., None] * xs.float()
+        y = y + xs * self.D[:, None]
+        y = self.out_proj(self.norm(rearrange(y, "b t h p -> b t (h p)"), z))
+        return rearrange(y, "(b n) t d -> b t n d", b=b)

@@ -20,3 +20,9 @@ class NoMemory(MemoryBlock):
 
     def forward(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State]:
         return torch.zeros_like(x), state
+
+    def prefetch(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State, None]:
+        return torch.zeros_like(x), state, None
+
+    def read(self, x: Tensor, ctx: None, action: Tensor) -> Tensor:
+        return torch.zeros_like(x)

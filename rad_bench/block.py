@@ -16,12 +16,17 @@ Contract (checked for every registered block by ``tests/test_blocks_contract.py`
 - the output projection is zero-initialised, so at step 0 every block computes the same
   function as the ``none`` baseline and differences come from learning.
 - ``state_growth`` is ``"constant"`` or ``"linear"`` (in the number of frames seen).
+- frame-wise training (RAD's state prefetch, :mod:`rad_bench.modes`): ``prefetch(clean, state, a)``
+  runs over clean frames like ``forward`` and also returns a context ``ctx``; ``read(noisy, ctx, a)``
+  then gives, for every frame ``t`` at once, what ``forward`` returns for the noisy frame ``t`` from
+  the state reached after the clean frames ``< t``. The defaults below are that definition, run
+  frame by frame (the oracle); blocks override both with a parallel form.
 """
 
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -45,6 +50,20 @@ class MemoryBlock(nn.Module, metaclass=ABCMeta):
     @abstractmethod
     def forward(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State]:
         """Mix ``x: (b, t, n, d)`` along time from ``state``; return ``(y, new_state)``."""
+
+    def prefetch(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State, Any]:
+        """``forward`` over clean frames, plus the context :meth:`read` needs: here, the state that
+        enters each frame (a list, one ``forward`` call per frame)."""
+        ys, entering = [], []
+        for t in range(x.shape[1]):
+            entering.append(state)
+            y, state = self(x[:, t : t + 1], state, action[:, t : t + 1])
+            ys.append(y)
+        return torch.cat(ys, dim=1), state, entering
+
+    def read(self, x: Tensor, ctx: Any, action: Tensor) -> Tensor:
+        """``y[:, t] = forward(x[:, t:t+1], <state after the clean frames < t>)``, state discarded."""
+        return torch.cat([self(x[:, t : t + 1], s, action[:, t : t + 1])[0] for t, s in enumerate(ctx)], dim=1)
 
     def step(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State]:
         """One frame: ``x: (b, n, d)``, ``action: (b, d)``. Defaults to ``forward`` with ``t = 1``."""

@@ -6,20 +6,22 @@ from pure noise with the DDIM sampler while reading the cached state; once clean
 *committed*: one more call at level 0 advances the temporal KV cache and the memory blocks.
 So the state is always built from clean frames, as in training with clean context frames, and
 the cost per frame is ``sampling_steps + 1`` single-frame calls, whatever the rollout length
-(except for blocks whose state grows, e.g. ``full_attn``).
+(except for blocks whose state grows, e.g. ``full_attn``). Frame-wise training
+(:func:`rad_bench.modes.frame_loss_naive`) goes through the same :func:`denoiser` and :func:`commit`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from rad_bench.model.diffusion import Diffusion
-from rad_bench.model.dit import VideoDiT
+from rad_bench.model.dit import DiTState, VideoDiT
 
 
 @dataclass
@@ -31,6 +33,17 @@ class RolloutStats:
     @property
     def frames_per_s(self) -> float:
         return self.frames / max(self.seconds, 1e-9)
+
+
+def denoiser(model: nn.Module, action: Tensor, state: DiTState | None) -> Callable[[Tensor, Tensor], Tensor]:
+    """``predict(x, levels)`` for new frames read from ``state``, which it leaves unchanged."""
+    return lambda x, k: model(x, k, action, state)[0]
+
+
+def commit(model: nn.Module, x0: Tensor, action: Tensor, state: DiTState | None) -> DiTState:
+    """Advance the window cache and every memory block with clean frames ``x0`` (level 0)."""
+    levels = torch.zeros(x0.shape[:2], dtype=torch.long, device=x0.device)
+    return model(x0, levels, action, state)[1]
 
 
 @torch.no_grad()
@@ -47,22 +60,30 @@ def rollout(
     progress: bool = True,
     desc: str = "rollout",
 ) -> tuple[Tensor, RolloutStats]:
-    """Generated frames ``(b, horizon, c, H, W)`` and timing/state statistics."""
+    """Generated frames ``(b, horizon, c, H, W)`` and timing/state statistics.
+
+    A model with chunked attention (``train.mode: chunk``) generates a chunk of frames jointly, up to
+    the next multiple of ``window``, then commits it; otherwise one frame at a time."""
     device = next(model.parameters()).device
     b, c, hw = frames.shape[0], frames.shape[2], frames.shape[3:]
+    chunk = model.cfg.window if model.cfg.attention == "chunk" else 1
     stats = RolloutStats()
     t_start = time.perf_counter()
-    zeros = lambda t: torch.zeros(b, t, dtype=torch.long, device=device)  # noqa: E731
-    ctx = frames[:, :context].to(device)
-    _, state = model(ctx, zeros(context), actions[:, :context].to(device))
-    out = []
-    for i in tqdm(range(horizon), desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
-        a = actions[:, context + i : context + i + 1].to(device)
-        noise = torch.randn(b, 1, c, *hw, generator=g).to(device)
-        x0 = diffusion.sample(lambda x, k: model(x, k, a, state)[0], noise, sampling_steps)
-        _, state = model(x0, zeros(1), a, state)  # commit the clean frame
+    state = commit(model, frames[:, :context].to(device), actions[:, :context].to(device), None)
+    out: list[Tensor] = []
+    bar = tqdm(total=horizon, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    done = 0
+    while done < horizon:
+        t = min(chunk - (context + done) % chunk, horizon - done)
+        a = actions[:, context + done : context + done + t].to(device)
+        noise = torch.randn(b, t, c, *hw, generator=g).to(device)
+        x0 = diffusion.sample(denoiser(model, a, state), noise, sampling_steps)
+        state = commit(model, x0, a, state)
         out.append(x0)
-        stats.state_bytes.append(sum(state.nbytes()))
+        done += t
+        stats.state_bytes += [sum(state.nbytes())] * t
+        bar.update(t)
+    bar.close()
     stats.seconds = time.perf_counter() - t_start
     stats.frames = b * horizon
     return torch.cat(out, dim=1).cpu(), stats

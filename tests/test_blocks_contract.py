@@ -99,3 +99,26 @@ def test_state_growth_declared_honestly(name):
         _, s8 = block(x[:, :8], None, a[:, :8])
     grows = state_bytes(s8) > state_bytes(s4)
     assert grows == (block.state_growth == "linear")
+
+
+@pytest.mark.parametrize("name", list_blocks())
+@pytest.mark.parametrize("with_state", [False, True])
+def test_prefetch_and_read_match_the_definition(name, with_state):
+    """``prefetch`` == ``forward`` on clean frames; ``read`` == each noisy frame run by ``forward``
+    from the state the clean frames before it leave (the base class's frame-by-frame oracle)."""
+    block = make(name)
+    x, a = inputs()
+    noisy, a_noisy = inputs(seed=2)[0], a
+    x3, a3 = inputs(seed=3)
+    state = block(x3, None, a3)[1] if with_state else None  # a state from an earlier clip segment
+    y_ref, s_ref = block(x, state, a)
+    y, s, ctx = block.prefetch(x, state, a)
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+    for k in s_ref or {}:
+        torch.testing.assert_close(s[k], s_ref[k], atol=1e-5, rtol=1e-5)
+    want = MemoryBlock.read(block, noisy, MemoryBlock.prefetch(block, x, state, a)[2], a_noisy)
+    torch.testing.assert_close(block.read(noisy, ctx, a_noisy), want, atol=1e-5, rtol=1e-5)
+    if name != "none":  # the read depends on the clean history, not only on the noisy frame
+        x2 = x.clone()
+        x2[:, -2] += 1.0  # the clean frame just before the last one
+        assert not torch.allclose(block.read(noisy, block.prefetch(x2, state, a)[2], a_noisy)[:, -1], want[:, -1])

@@ -85,15 +85,15 @@ def test_lstm_attn_readout_reads_only_current_frame_memory():
     u = torch.randn(B, T, N, D)
     hs = torch.tanh(torch.randn(B, T, N, D))
     with torch.no_grad():
-        y = block.read(u, hs)
+        y = block.readout(u, hs)
         j = 3
         other = hs.clone()
         other[:, [k for k in range(T) if k != j]] += 1.0  # every frame's memory but j's
-        torch.testing.assert_close(block.read(u, other)[:, j], y[:, j], atol=1e-6, rtol=0)
+        torch.testing.assert_close(block.readout(u, other)[:, j], y[:, j], atol=1e-6, rtol=0)
         # memory at one position of frame j is read by the tokens at *other* positions too
         mine = hs.clone()
         mine[:, j, 0] += 1.0
-        y2 = block.read(u, mine)
+        y2 = block.readout(u, mine)
     assert not torch.allclose(y2[:, j, 1:], y[:, j, 1:])
     torch.testing.assert_close(y2[:, :j], y[:, :j], atol=1e-6, rtol=0)
 

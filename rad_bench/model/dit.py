@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +53,8 @@ class DiTConfig:
     mlp_hidden: int | None = None  # overrides mlp_ratio; set by parameter matching
     window: int = 4  # frames visible to temporal attention, the current one included
     action_dim: int = 7
+    attention: str = "sliding"  # "sliding" window per frame, or "chunk": non-overlapping chunks of `window`
+    memory_action: bool = True  # the memory blocks get the action embedding (RAD), else zeros
 
     @property
     def side(self) -> int:
@@ -105,6 +108,10 @@ class DiTLayer(nn.Module):
         super().__init__()
         d = cfg.dim
         self.window, self.heads = cfg.window, cfg.heads
+        if cfg.attention not in ("sliding", "chunk"):
+            raise ValueError(f"attention must be 'sliding' or 'chunk', got {cfg.attention!r}")
+        self.chunked = cfg.attention == "chunk"
+        self.memory_action = cfg.memory_action
         self.norms = nn.ModuleList(nn.LayerNorm(d, elementwise_affine=False, eps=1e-6) for _ in range(4))
         self.spatial = Attention(d, cfg.heads)
         self.temporal = Attention(d, cfg.heads)
@@ -121,24 +128,53 @@ class DiTLayer(nn.Module):
         mem: State,
         t0: int,
         rope_sp: tuple[Tensor, Tensor],
-    ) -> tuple[Tensor, tuple[Tensor, Tensor], State]:
-        b, t, n, _ = x.shape
+        prefetch: bool = False,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor], State, LayerContext | None]:
+        """One layer over ``t`` frames. With ``prefetch`` (clean frames) also return what
+        :meth:`denoise` needs: every frame's temporal keys/values and the memory block's context."""
         mods = self.ada(cond)[:, :, None].chunk(self.N_MOD, dim=-1)  # 12 x (b, t, 1, d)
-        sh, sc, g = mods[0:3]
-        h = modulate(self.norms[0](x), sh, sc)
-        x = x + g * self._spatial(h, rope_sp)
+        x = self._spatial_branch(x, mods, rope_sp)
         sh, sc, g = mods[3:6]
         # temporal attention keys on the action too, so the window can match "same place" just as a
         # memory block can: revisit scores then measure memory, not a handicapped baseline
         h = modulate(self.norms[1](x), sh, sc) + action[:, :, None]
-        y, kv = self._temporal(h, kv, t0)
+        y, kv, keys = self._temporal(h, kv, t0)
         x = x + g * y
         sh, sc, g = mods[6:9]
-        y, mem = self.memory(modulate(self.norms[2](x), sh, sc), mem, action)
+        h, a = modulate(self.norms[2](x), sh, sc), self._memory_action(action)
+        if prefetch:
+            y, mem, mctx = self.memory.prefetch(h, mem, a)
+        else:
+            (y, mem), mctx = self.memory(h, mem, a), None
         x = x + g * y
+        x = self._mlp_branch(x, mods)
+        return x, kv, mem, (LayerContext(*keys, mctx) if prefetch else None)
+
+    def denoise(
+        self, x: Tensor, cond: Tensor, action: Tensor, ctx: LayerContext, t0: int, rope_sp: tuple[Tensor, Tensor]
+    ) -> Tensor:
+        """Frame-wise pass: each frame ``t`` of ``x`` (noisy) sees, through temporal attention, the
+        *clean* frames ``(t - window, t)`` of the prefetch pass plus itself, and reads the memory
+        state built from the clean frames ``< t``; exactly what a rollout does one frame at a time."""
+        mods = self.ada(cond)[:, :, None].chunk(self.N_MOD, dim=-1)
+        x = self._spatial_branch(x, mods, rope_sp)
+        sh, sc, g = mods[3:6]
+        h = modulate(self.norms[1](x), sh, sc) + action[:, :, None]
+        x = x + g * self._temporal_over_clean(h, ctx, t0)
+        sh, sc, g = mods[6:9]
+        x = x + g * self.memory.read(modulate(self.norms[2](x), sh, sc), ctx.memory, self._memory_action(action))
+        return self._mlp_branch(x, mods)
+
+    def _memory_action(self, action: Tensor) -> Tensor:
+        return action if self.memory_action else torch.zeros_like(action)
+
+    def _spatial_branch(self, x: Tensor, mods: tuple[Tensor, ...], rope_sp: tuple[Tensor, Tensor]) -> Tensor:
+        sh, sc, g = mods[0:3]
+        return x + g * self._spatial(modulate(self.norms[0](x), sh, sc), rope_sp)
+
+    def _mlp_branch(self, x: Tensor, mods: tuple[Tensor, ...]) -> Tensor:
         sh, sc, g = mods[9:12]
-        x = x + g * self.mlp(modulate(self.norms[3](x), sh, sc))
-        return x, kv, mem
+        return x + g * self.mlp(modulate(self.norms[3](x), sh, sc))
 
     def _spatial(self, h: Tensor, rope_sp: tuple[Tensor, Tensor]) -> Tensor:
         b = h.shape[0]
@@ -146,21 +182,48 @@ class DiTLayer(nn.Module):
         q, k = apply_rope_2d(q, *rope_sp), apply_rope_2d(k, *rope_sp)
         return rearrange(self.spatial.attend(q, k, v), "(b t) n d -> b t n d", b=b)
 
-    def _temporal(self, h: Tensor, kv: tuple[Tensor, Tensor] | None, t0: int) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """Causal attention over the last ``window`` frames; ``kv`` caches up to window-1 past frames."""
-        b, t, n, _ = h.shape
+    def _qkv_t(self, h: Tensor, t0: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Temporal q, k, v per spatial token, rotated at absolute frame positions ``t0, t0+1, ...``."""
         q, k, v = self.temporal.qkv(rearrange(h, "b t n d -> (b n) t d"))  # (b n) h t e
-        pos = torch.arange(t0, t0 + t, device=h.device)
+        pos = torch.arange(t0, t0 + h.shape[1], device=h.device)
         cos, sin = rope_angles(pos, q.shape[-1])
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v, pos
+
+    def _temporal(
+        self, h: Tensor, kv: tuple[Tensor, Tensor] | None, t0: int
+    ) -> tuple[Tensor, tuple[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]:
+        """Causal attention over the last ``window`` frames (or inside the current chunk); ``kv`` caches
+        up to window-1 past frames. Returns the output, the new cache and all keys/values seen."""
+        b = h.shape[0]
+        q, k, v, pos = self._qkv_t(h, t0)
         if kv is not None:  # cached keys are stored already rotated at their own positions
             k, v = torch.cat([kv[0], k], dim=2), torch.cat([kv[1], v], dim=2)
-        k_pos = torch.arange(t0 + t - k.shape[2], t0 + t, device=h.device)
-        mask = temporal_mask(pos, k_pos, self.window)
-        y = self.temporal.attend(q, k, v, mask)
+        t_end = t0 + h.shape[1]
+        k_pos = torch.arange(t_end - k.shape[2], t_end, device=h.device)
+        y = self.temporal.attend(q, k, v, temporal_mask(pos, k_pos, self.window, self.chunked))
         start = max(0, k.shape[2] - (self.window - 1))  # keep the frames the next call can still see
         new_kv = (k[:, :, start:], v[:, :, start:])
-        return rearrange(y, "(b n) t d -> b t n d", b=b), new_kv
+        return rearrange(y, "(b n) t d -> b t n d", b=b), new_kv, (k, v, k_pos)
+
+    def _temporal_over_clean(self, h: Tensor, ctx: LayerContext, t0: int) -> Tensor:
+        b, t = h.shape[:2]
+        q, k, v, pos = self._qkv_t(h, t0)
+        diff = pos[:, None] - ctx.k_pos[None, :]
+        clean = (diff > 0) & (diff < self.window)  # the window's other frames, all clean, all earlier
+        own = torch.eye(t, dtype=torch.bool, device=h.device)  # and the noisy frame itself
+        mask = torch.cat([clean, own], dim=1)
+        y = self.temporal.attend(q, torch.cat([ctx.k, k], dim=2), torch.cat([ctx.v, v], dim=2), mask)
+        return rearrange(y, "(b n) t d -> b t n d", b=b)
+
+
+@dataclass
+class LayerContext:
+    """What the prefetch pass over clean frames leaves for one layer's frame-wise denoising pass."""
+
+    k: Tensor  # (b n, h, L, e) temporal keys of the cached and the clean frames, rotated
+    v: Tensor
+    k_pos: Tensor  # (L,) their absolute frame positions
+    memory: Any  # the block's prefetch context (see MemoryBlock.prefetch)
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,29 +275,66 @@ class VideoDiT(nn.Module):
         return DiTState(t0=0, kv=[None] * len(self.layers), mem=mem)
 
     def forward(
-        self, x: Tensor, levels: Tensor, actions: Tensor, state: DiTState | None = None
+        self,
+        x: Tensor,
+        levels: Tensor,
+        actions: Tensor,
+        state: DiTState | None = None,
+        *,
+        clean: Tensor | None = None,
+        prefetch_grad: bool = True,
     ) -> tuple[Tensor, DiTState]:
-        b, t = x.shape[:2]
+        """Prediction for frames ``x`` at ``levels`` and the state after them.
+
+        With ``clean`` (the same frames, uncorrupted) this is RAD's frame-wise training pass: one
+        prefetch pass over ``clean`` builds, per layer, the window keys and the memory state entering
+        every frame, then every frame of ``x`` is denoised in parallel from that clean context
+        (``prefetch_grad=False`` runs the prefetch without gradient). The returned state is the one
+        after the clean frames, as a rollout that committed them would hold."""
         if state is None:
-            state = self.init_state(b, x.device, x.dtype)
-        p, side = self.cfg.patch, self.cfg.side
+            state = self.init_state(x.shape[0], x.device, x.dtype)
+        if clean is None:
+            h, cond, a_mem, rope_sp = self._embed(x, levels, actions)
+            kvs, mems = [], []
+            for layer, kv, mem in zip(self.layers, state.kv, state.mem):
+                h, kv, mem, _ = layer(h, cond, a_mem, kv, mem, state.t0, rope_sp)
+                kvs.append(kv)
+                mems.append(mem)
+            return self._head(h, cond), DiTState(t0=state.t0 + x.shape[1], kv=kvs, mem=mems)
+        with torch.set_grad_enabled(prefetch_grad and torch.is_grad_enabled()):
+            ctxs, new_state = self._prefetch(clean, actions, state)
+        h, cond, a_mem, rope_sp = self._embed(x, levels, actions)
+        for layer, ctx in zip(self.layers, ctxs):
+            h = layer.denoise(h, cond, a_mem, ctx, state.t0, rope_sp)
+        return self._head(h, cond), new_state
+
+    def _prefetch(self, clean: Tensor, actions: Tensor, state: DiTState) -> tuple[list[LayerContext], DiTState]:
+        levels = torch.zeros(clean.shape[:2], dtype=torch.long, device=clean.device)
+        h, cond, a_mem, rope_sp = self._embed(clean, levels, actions)
+        kvs, mems, ctxs = [], [], []
+        for layer, kv, mem in zip(self.layers, state.kv, state.mem):
+            h, kv, mem, ctx = layer(h, cond, a_mem, kv, mem, state.t0, rope_sp, prefetch=True)
+            kvs.append(kv)
+            mems.append(mem)
+            ctxs.append(ctx)
+        return ctxs, DiTState(t0=state.t0 + clean.shape[1], kv=kvs, mem=mems)
+
+    def _embed(self, x: Tensor, levels: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor, tuple]:
+        p = self.cfg.patch
         tokens = rearrange(x, "b t c (i p1) (j p2) -> b t (i j) (p1 p2 c)", p1=p, p2=p)
-        h = self.x_embedder(tokens)  # (b, t, n, d)
         a = self.a_embedder(actions)  # (b, t, d)
         cond = self.t_embedder(levels) + a
         # blocks get the action at the scale of the normalised tokens they mix it with, so that
         # "where am I" is not drowned by frame content when a block keys its memory on it
         a_mem = F.layer_norm(a, (a.shape[-1],))
-        rope_sp = rope_2d(side, self.cfg.dim // self.cfg.heads, x.device)
-        kvs, mems = [], []
-        for layer, kv, mem in zip(self.layers, state.kv, state.mem):
-            h, kv, mem = layer(h, cond, a_mem, kv, mem, state.t0, rope_sp)
-            kvs.append(kv)
-            mems.append(mem)
+        rope_sp = rope_2d(self.cfg.side, self.cfg.dim // self.cfg.heads, x.device)
+        return self.x_embedder(tokens), cond, a_mem, rope_sp
+
+    def _head(self, h: Tensor, cond: Tensor) -> Tensor:
+        p, side = self.cfg.patch, self.cfg.side
         shift, scale = self.final_ada(cond)[:, :, None].chunk(2, dim=-1)
         out = self.final_out(modulate(self.final_norm(h), shift, scale))  # (b, t, n, p*p*c)
-        out = rearrange(out, "b t (i j) (p1 p2 c) -> b t c (i p1) (j p2)", i=side, p1=p, p2=p)
-        return out, DiTState(t0=state.t0 + t, kv=kvs, mem=mems)
+        return rearrange(out, "b t (i j) (p1 p2 c) -> b t c (i p1) (j p2)", i=side, p1=p, p2=p)
 
 
 def count_params(module: nn.Module) -> int:

@@ -40,7 +40,7 @@ class TimestepEmbedder(nn.Module):
         return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
     def forward(self, levels: Tensor) -> Tensor:
-        return self.mlp(self.sinusoidal(levels, self.freq_dim))  # (b, t, d)
+        return self.mlp(self.sinusoidal(levels, self.freq_dim).to(self.mlp[0].weight.dtype))  # (b, t, d)
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,11 +118,14 @@ class Mlp(nn.Module):
         return self.net(x)
 
 
-def temporal_mask(q_pos: Tensor, k_pos: Tensor, window: int | None) -> Tensor:
+def temporal_mask(q_pos: Tensor, k_pos: Tensor, window: int | None, chunked: bool = False) -> Tensor:
     """Boolean (Lq, Lk) mask: query at frame p sees keys at frames in ``(p - window, p]``
-    (all of ``<= p`` when ``window`` is None)."""
+    (all of ``<= p`` when ``window`` is None). ``chunked``: non-overlapping chunks of ``window``
+    frames instead, causal inside a chunk and blind to every earlier chunk."""
     diff = q_pos[:, None] - k_pos[None, :]
     mask = diff >= 0
     if window is not None:
         mask &= diff < window
+        if chunked:
+            mask &= (q_pos[:, None] // window) == (k_pos[None, :] // window)
     return mask
