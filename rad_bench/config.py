@@ -11,8 +11,10 @@ Every error names the file, the field and, for unknown names, the closest valid 
 from __future__ import annotations
 
 import inspect
+import itertools
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -37,6 +39,7 @@ class ModelCfg(_Strict):
     heads: int | None = Field(None, ge=1)
     mlp_ratio: float = Field(4.0, gt=0)
     match_params: bool = Field(True, description="widen MLPs so every block's model has the same size")
+    memory_action: bool = Field(True, description="feed the action embedding to the memory blocks (RAD)")
 
     @field_validator("preset")
     @classmethod
@@ -72,7 +75,23 @@ class TrainCfg(_Strict):
     warmup: int = Field(50, ge=0)
     grad_clip: float = Field(1.0, gt=0)
     clean_prob: float = Field(0.25, ge=0, lt=1, description="per-frame probability of a clean (context) frame")
+    mode: Literal["frame", "chunk", "df"] = Field(
+        "frame",
+        description="frame: RAD frame-wise AR with state prefetch; chunk: non-overlapping chunks with the "
+        "state carried; df: Diffusion Forcing over the whole clip (memory sees noisy frames)",
+    )
+    prefetch_grad: bool = Field(True, description="frame mode: backpropagate through the clean prefetch pass")
+    clean_prefix: float = Field(
+        0.0, ge=0, le=1, description="probability of a clean prefix of > clip_len/2 frames (Po et al. 2025)"
+    )
     log_every: int = Field(50, ge=1)
+    checkpoint_every: int = Field(
+        200, ge=0, description="save a resumable training checkpoint every this many steps (0 = off)"
+    )
+    ema: float = Field(
+        0.0, ge=0, lt=1, description="EMA decay of the weights, warm-up min(ema, (1+step)/(10+step)); "
+        "rollout uses the EMA weights (0 = off)"
+    )
 
 
 class RolloutCfg(_Strict):
@@ -104,6 +123,11 @@ class Suite(_Strict):
     device: str = Field("auto", pattern="^(auto|cpu|cuda(:\\d+)?)$")
     impl: str = Field("auto", pattern="^(auto|kernel|ref)$")
     leaderboard: LeaderboardCfg = Field(default_factory=LeaderboardCfg)
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="ablation axes: dotted key -> values (model.*, train.*, diffusion.*); every block runs at "
+        "every combination, e.g. {train.mode: [chunk, frame]}",
+    )
 
     @field_validator("blocks", mode="before")
     @classmethod
@@ -150,17 +174,57 @@ class Suite(_Strict):
 # --------------------------------------------------------------------------------------------
 
 
+class _SuiteLoader(yaml.SafeLoader):
+    """The safe loader (plain data: ``!!python/...`` tags are refused) that also refuses a key given
+    twice in one mapping, which plain YAML resolves silently by keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # resolve '<<' merge keys first, as the base class does
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool):
+                continue  # an unhashable key is the base class's own error
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_error(where: str, e: yaml.YAMLError) -> SuiteError:
+    """``e`` as: where, line and column, the problem, and how to fix it."""
+    problem = str(getattr(e, "problem", None) or e)
+    mark, ctx, ctx_mark = (getattr(e, a, None) for a in ("problem_mark", "context", "context_mark"))
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    if ctx and ctx_mark:
+        problem += f" ({ctx} at line {ctx_mark.line + 1}, column {ctx_mark.column + 1})"
+    if "'\\t'" in problem:  # PyYAML quotes the character: found character '\t' ...
+        fix = "indent with spaces, not tabs"
+    elif "tag:" in problem:
+        fix = "suites are plain data and are read with the safe loader: remove the !! tag"
+    elif "appears twice" in problem:
+        fix = "keep one of them"
+    else:
+        fix = "check the indentation (spaces, the same per level), brackets and quotes there"
+    return SuiteError(f"{where}: malformed YAML{at}: {problem}; {fix}")
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise SuiteError(f"{path}: no such suite file")
+        raise SuiteError(f"{path}: no such suite file (rad-bench ls suites lists the suites in ./suites)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_SuiteLoader)
     except yaml.YAMLError as e:
-        raise SuiteError(f"{path}: malformed YAML: {e}") from None
+        raise _yaml_error(str(path), e) from None
     if raw is None:
-        raw = {}
+        raise SuiteError(f"{path}: empty file; a suite needs at least 'name:' and 'blocks:' (see suites/smoke.yaml)")
     if not isinstance(raw, dict):
-        raise SuiteError(f"{path}: a suite must be a mapping of keys, got {type(raw).__name__}")
+        raise SuiteError(
+            f"{path}: the top level is a {type(raw).__name__}; a suite is a mapping of keys "
+            "('name: ...', 'blocks: [...]', ...), not a '- item' list"
+        )
     return raw
 
 
@@ -196,19 +260,30 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise SuiteError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.steps=200")
         node = out
         *parents, leaf = key.split(".")
-        for p in parents:
+        for i, p in enumerate(parents):
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise SuiteError(f"--set {item!r}: '{p}' is not a section")
-        node[leaf] = yaml.safe_load(value)
+                at = ".".join(parents[: i + 1])
+                raise SuiteError(
+                    f"--set {item!r}: '{at}' holds a {type(node).__name__} ({node!r}), not a section of keys; "
+                    f"set it as a whole, e.g. --set '{at}=...'"
+                )
+        try:
+            node[leaf] = yaml.load(value, Loader=_SuiteLoader)
+        except yaml.YAMLError as e:
+            raise _yaml_error(f"--set {item!r}", e) from None
     return out
 
 
 def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Valid field names at ``loc`` (for 'did you mean' on unknown keys)."""
     for part in loc[:-1]:
+        if isinstance(part, int):  # a list index: the item model was taken at the list field
+            continue
         field = model.model_fields.get(str(part))
         ann = getattr(field, "annotation", None) if field else None
+        if getattr(ann, "__origin__", None) is list:  # list[BlockSpec] -> BlockSpec
+            ann = ann.__args__[0]
         if not (inspect.isclass(ann) and issubclass(ann, BaseModel)):
             return []
         model = ann
@@ -224,6 +299,8 @@ def _explain(e: ValidationError, model: type[BaseModel], where: str) -> SuiteErr
             near = closest(str(loc[-1]), _field_names(model, loc))
             hint = f" Did you mean: {', '.join(near)}?" if near else ""
             lines.append(f"field '{field}': unknown key.{hint}")
+        elif err["type"] == "missing":
+            lines.append(f"field '{field}': required; add it to the suite (or to a file it includes)")
         else:
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(f"field '{field}': {msg} (got {err.get('input')!r})" if field else msg)
@@ -267,8 +344,67 @@ def validate(raw: dict[str, Any], where: str = "suite") -> Suite:
     except ValidationError as e:
         raise _explain(e, Suite, where) from None
     _check_names(suite, where)
-    data_config(suite, where)
+    _check_sizes(suite, data_config(suite, where), where)
+    for label, variant in variants(suite, where):
+        _check_sizes(variant, data_config(variant, where), f"{where} (sweep {label})")
     return suite
+
+
+SWEEPABLE = ("model", "train", "diffusion")  # what changes the trained model, never the evaluation
+
+
+def variants(suite: Suite, where: str = "suite") -> list[tuple[str, Suite]]:
+    """``(label, suite)`` for every combination of ``suite.sweep`` (one ``("", suite)`` without a sweep).
+
+    The label names the swept values by their last key, e.g. ``mode=chunk,window=4``; it becomes part
+    of each cell's name. Data, rollout and metrics cannot be swept: every cell of a suite is scored
+    on the same evaluation episodes."""
+    if not suite.sweep:
+        return [("", suite)]
+    for key, values in suite.sweep.items():
+        if key.split(".")[0] not in SWEEPABLE or "." not in key:
+            raise SuiteError(
+                f"{where}: field 'sweep.{key}': only keys under {', '.join(SWEEPABLE)} can be swept "
+                "(e.g. train.mode); data, rollout and metrics stay fixed so every cell is scored alike"
+            )
+        if not isinstance(values, list) or not values:
+            raise SuiteError(f"{where}: field 'sweep.{key}': give a non-empty list of values, e.g. [chunk, frame]")
+    base = resolved_dict(suite)
+    base.pop("sweep")
+    out = []
+    for combo in itertools.product(*suite.sweep.values()):
+        pairs = list(zip(suite.sweep, combo))
+        label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in pairs)
+        raw = apply_overrides(base, [f"{k}={json.dumps(v)}" for k, v in pairs])
+        try:
+            out.append((label, Suite(**raw)))
+        except ValidationError as e:
+            raise SuiteError(str(_explain(e, Suite, f"{where} (sweep {label})"))) from None
+    return out
+
+
+def _check_sizes(suite: Suite, data: Any, where: str) -> None:
+    """Sizes that depend on the data or the model preset: caught here, not minutes into a run."""
+    from rad_bench.data import DataError, Demand
+    from rad_bench.model.dit import PRESETS
+
+    r, m = suite.rollout, suite.model
+    try:
+        data.check(Demand(suite.train.clip_len, r.context, r.horizon, r.clips))
+    except DataError as e:
+        raise SuiteError(f"{where}: {e}") from None
+    frame = getattr(data, "frame_size", None)  # None: as stored in the files, checked when the model is built
+    if frame is not None and frame % m.patch:
+        raise SuiteError(
+            f"{where}: data.frame_size ({frame}) is not a multiple of model.patch ({m.patch}): frames are cut "
+            "into patch x patch tokens; pick a model.patch that divides it"
+        )
+    dim, heads = int(m.dim or PRESETS[m.preset]["dim"]), int(m.heads or PRESETS[m.preset]["heads"])
+    if dim % heads or (dim // heads) % 4:
+        raise SuiteError(
+            f"{where}: model.dim ({dim}) / model.heads ({heads}) must be a whole multiple of 4 "
+            "(2-D RoPE splits each head in 4); change model.dim or model.heads"
+        )
 
 
 def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:

@@ -19,6 +19,8 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +28,14 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from filelock import FileLock, Timeout
 
 from rad_bench import report
-from rad_bench.config import BlockSpec, Suite, SuiteError, data_config, resolved_dict
+from rad_bench.config import BlockSpec, Suite, SuiteError, data_config, resolved_dict, variants
 from rad_bench.data import Dataset, EvalSet
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import PRESETS, DiTConfig, VideoDiT, block_params, build_model, count_params, matched_config
+from rad_bench.modes import attention_for
 from rad_bench.ops import set_suite_impl
 from rad_bench.registry import BLOCKS, DATASETS
 from rad_bench.rollout import RolloutStats, rollout
@@ -40,10 +44,15 @@ from rad_bench.train import train
 from rad_bench.utils import (
     atomic_write_bytes,
     atomic_write_text,
+    barrier,
+    broadcast_object,
     env_info,
     git_sha,
+    init_distributed,
+    is_main,
     resolve_device,
     seed_everything,
+    world_size,
     write_json,
 )
 
@@ -99,6 +108,31 @@ def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: b
     return run_dir
 
 
+def _start_run_dir(
+    suite: Suite, run_dir: Path | None, resume: bool, limited: bool, results_root: Path, argv: list[str] | None,
+    device: str,
+) -> Path:  # fmt: skip
+    run_dir = prepare_run_dir(suite, run_dir, resume, limited, results_root)
+    atomic_write_text(run_dir / "argv.txt", " ".join(argv if argv is not None else sys.argv) + "\n")
+    write_json(run_dir / "env.json", env_info(device))
+    return run_dir
+
+
+def _on_main(fn: Callable[[], Any]) -> Any:
+    """``fn()`` computed on rank 0 and broadcast, so every rank agrees (e.g. on the timestamped run
+    folder); a SuiteError raised there is raised on every rank."""
+    out = None
+    if is_main():
+        try:
+            out = fn()
+        except SuiteError as e:
+            out = e
+    out = broadcast_object(out)
+    if isinstance(out, SuiteError):
+        raise out
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 #                                   Building
 # --------------------------------------------------------------------------------------------
@@ -116,6 +150,8 @@ def model_config(suite: Suite, data: Dataset) -> DiTConfig:
         window=m.window,
         action_dim=data.action_dim,
         mlp_ratio=m.mlp_ratio,
+        attention=attention_for(suite.train.mode),
+        memory_action=m.memory_action,
         **preset,  # type: ignore[arg-type]
     )
 
@@ -174,10 +210,15 @@ def _write_samples(path: Path, ev: EvalSet, generated: torch.Tensor, context: in
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _save_checkpoint(ctx: RunContext, spec: BlockSpec, cell: str, model: VideoDiT) -> None:
+def _save_checkpoint(ctx: RunContext, c: Cell, model: VideoDiT) -> None:
     buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "suite": resolved_dict(ctx.suite), "block": spec.model_dump()}, buf)
-    atomic_write_bytes(ctx.run_dir / "checkpoints" / f"{cell}.pt", buf.getvalue())
+    torch.save({"model": model.state_dict(), "suite": resolved_dict(c.suite), "block": c.spec.model_dump()}, buf)
+    atomic_write_bytes(ctx.run_dir / "checkpoints" / f"{c.name}.pt", buf.getvalue())
+
+
+def train_checkpoint(run_dir: Path, cell: str) -> Path:
+    """The resumable mid-training state of ``cell``; deleted once the cell's metrics.csv exists."""
+    return run_dir / "checkpoints" / f"{cell}.train.pt"
 
 
 def _roll_out(ctx: RunContext, model: VideoDiT, diffusion: Diffusion, cell: str) -> tuple[torch.Tensor, RolloutStats]:
@@ -208,16 +249,47 @@ def _write_cell(
     atomic_write_text(cell_dir / "metrics.csv", _csv_text([{**common, **row} for row in rows]))  # last: marks done
 
 
-def run_cell(ctx: RunContext, spec: BlockSpec, seed: int, data: Dataset) -> None:
-    """Train, roll out, score and write one block x seed cell."""
-    suite, cell, r = ctx.suite, f"{spec.display}-s{seed}", ctx.suite.rollout
+@dataclass(frozen=True)
+class Cell:
+    """One block at one sweep point and one seed: the unit that is trained, scored and resumed."""
+
+    suite: Suite  # the suite with this cell's sweep values applied
+    spec: BlockSpec
+    seed: int
+    variant: str  # e.g. "mode=chunk"; "" without a sweep
+
+    @property
+    def label(self) -> str:
+        """The leaderboard's ``block`` column: the block's display name plus its sweep values."""
+        return f"{self.spec.display}[{self.variant}]" if self.variant else self.spec.display
+
+    @property
+    def name(self) -> str:
+        return f"{self.label}-s{self.seed}"
+
+
+def expand_cells(suite: Suite) -> list[Cell]:
+    """Seeds x sweep points x blocks, seed-major so one seed's data is loaded once."""
+    return [
+        Cell(variant_suite, spec, seed, label)
+        for seed in suite.seeds
+        for label, variant_suite in variants(suite)
+        for spec in suite.blocks
+    ]
+
+
+def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
+    """Train, roll out, score and write one cell."""
+    suite, spec, seed, cell, r = c.suite, c.spec, c.seed, c.name, c.suite.rollout
     seed_everything(seed)
     model = make_model(suite, spec, data, ctx.device)
     impl = model.layers[0].memory.impl  # resolved before training: a forced, missing kernel fails now
     diffusion = Diffusion(suite.diffusion.levels, suite.diffusion.prediction)
     tstats = train(model, diffusion, data, suite.train, seed=seed, device=ctx.device, desc=f"train {cell}",
-                   progress=ctx.progress)  # fmt: skip
-    _save_checkpoint(ctx, spec, cell, model)
+                   progress=ctx.progress, checkpoint=train_checkpoint(ctx.run_dir, cell), cell=cell)  # fmt: skip
+    if not is_main():
+        return  # rank 0 alone rolls out, scores and writes; the others wait at the cell's barrier
+    _save_checkpoint(ctx, c, model)
 
     generated, rstats = _roll_out(ctx, model, diffusion, cell)
     ev = ctx.eval_set
@@ -228,9 +300,11 @@ def run_cell(ctx: RunContext, spec: BlockSpec, seed: int, data: Dataset) -> None
     _write_samples(ctx.run_dir / "samples" / f"{cell}.npz", ev, generated, r.context)
 
     common = {
-        "suite": suite.name, "suite_version": suite.version, "run": ctx.run_dir.name, "block": spec.display,
-        "block_name": spec.name, "seed": seed, "window": suite.model.window, "reach": model.cfg.reach, "impl": impl,
-        "params_block": block_params(model), "params_total": count_params(model), "limited": ctx.limited,
+        "suite": suite.name, "suite_version": suite.version, "run": ctx.run_dir.name, "block": c.label,
+        "block_name": spec.name, "variant": c.variant, "seed": seed, "train_mode": suite.train.mode,
+        "prefetch_grad": suite.train.prefetch_grad, "clean_prefix": suite.train.clean_prefix,
+        "memory_action": suite.model.memory_action, "window": suite.model.window, "reach": model.cfg.reach,
+        "impl": impl, "params_block": block_params(model), "params_total": count_params(model), "limited": ctx.limited,
         "git_sha": ctx.git_sha,
     }  # fmt: skip
     stats = {
@@ -238,6 +312,10 @@ def run_cell(ctx: RunContext, spec: BlockSpec, seed: int, data: Dataset) -> None
         "rollout_frames_per_s": rstats.frames_per_s, "state_bytes_final": rstats.state_bytes[-1],
         "state_bytes_first": rstats.state_bytes[0], "state_growth": BLOCKS.get(spec.name).state_growth,
     }  # fmt: skip
+    state_rows = [
+        {"block": c.label, "seed": seed, "frame": i, "state_bytes": n} for i, n in enumerate(rstats.state_bytes)
+    ]
+    atomic_write_text(ctx.run_dir / "cells" / cell / "state.csv", _csv_text(state_rows))
     _write_cell(ctx, cell, common, stats, tstats.log, rows)
 
 
@@ -250,9 +328,57 @@ def _combine(run_dir: Path) -> None:
     cells = sorted((run_dir / "cells").glob("*/metrics.csv"))
     text = "".join(f.read_text() if i == 0 else f.read_text().split("\n", 1)[1] for i, f in enumerate(cells))
     atomic_write_text(run_dir / "metrics.csv", text)
+    states = sorted((run_dir / "cells").glob("*/state.csv"))
+    if states:  # state bytes after each generated frame, per cell (the efficiency figure)
+        text = "".join(f.read_text() if i == 0 else f.read_text().split("\n", 1)[1] for i, f in enumerate(states))
+        atomic_write_text(run_dir / "state.csv", text)
     stats = [json.loads(f.read_text()) for f in sorted((run_dir / "cells").glob("*/stats.json"))]
     if stats:
         atomic_write_text(run_dir / "efficiency.csv", _csv_text(stats))
+
+
+def _lock(run_dir: Path, name: str) -> FileLock:
+    (run_dir / "locks").mkdir(parents=True, exist_ok=True)
+    return FileLock(str(run_dir / "locks" / f"{name}.lock"))
+
+
+@contextmanager
+def _claimed(ctx: RunContext, cell: str, wait: bool) -> Iterator[str]:
+    """Hold ``locks/<cell>.lock`` while the cell runs, so processes sharing a run folder never
+    compute a cell twice. Rank 0 takes the lock and every rank gets its verdict: ``run``, ``done``
+    (finished by another process) or ``busy`` (held by another process and ``wait`` is False).
+    The OS drops the lock of a killed process, so a waiting process then runs the cell itself."""
+    lock, status = _lock(ctx.run_dir, cell), None
+    if is_main():
+        try:
+            lock.acquire(timeout=-1 if wait else 0)
+            status = "done" if (ctx.run_dir / "cells" / cell / "metrics.csv").is_file() else "run"
+        except Timeout:
+            status = "busy"
+    status = broadcast_object(status)
+    try:
+        if status == "run" and is_main():  # temp files of a process killed mid-write
+            for tmp in (ctx.run_dir / "checkpoints").glob(f".{cell}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+        yield status
+    finally:
+        if lock.is_locked:
+            lock.release()
+
+
+def _run_locked(ctx: RunContext, cell: str, job: Callable[[], None], *, wait: bool) -> bool:
+    """Run ``job`` (one cell) under the cell's lock unless it is done; False if another process holds it."""
+    with _claimed(ctx, cell, wait) as status:
+        if status == "busy":
+            return False
+        if status == "run":
+            if is_main():
+                print(f"rad-bench: running cell {cell}", file=sys.stderr)
+            job()
+            if is_main():
+                train_checkpoint(ctx.run_dir, cell).unlink(missing_ok=True)  # metrics.csv now marks it done
+            barrier()
+    return True
 
 
 def run_suite(
@@ -269,29 +395,31 @@ def run_suite(
     limited = limit_steps is not None and limit_steps < suite.train.steps
     if limited:
         suite = suite.model_copy(update={"train": suite.train.model_copy(update={"steps": limit_steps})})
-    device = resolve_device(suite.device)
+    device = init_distributed(resolve_device(suite.device))  # cuda:LOCAL_RANK under torchrun
+    if suite.train.batch_size % world_size():
+        raise SuiteError(f"train.batch_size ({suite.train.batch_size}) must be a multiple of the {world_size()} "
+                         "torchrun processes: each draws the global batch and trains on its slice")  # fmt: skip
     set_suite_impl(suite.impl)
-    run_dir = prepare_run_dir(suite, run_dir, resume, limited, results_root)
-    atomic_write_text(run_dir / "argv.txt", " ".join(argv if argv is not None else sys.argv) + "\n")
-    write_json(run_dir / "env.json", env_info(device))
-    ctx = RunContext(suite, run_dir, device, limited, progress, git_sha())
-    todo = [
-        (s, seed)
-        for seed in suite.seeds
-        for s in suite.blocks
-        if not (run_dir / "cells" / f"{s.display}-s{seed}" / "metrics.csv").is_file()
-    ]
-    print(
-        f"rad-bench: {run_dir} ({len(todo)} of {len(suite.blocks) * len(suite.seeds)} cells to run)",
-        file=sys.stderr,
-    )
+    run_dir = _on_main(lambda: _start_run_dir(suite, run_dir, resume, limited, results_root, argv, device))
+    ctx = RunContext(suite, run_dir, device, limited, progress and is_main(), git_sha())
+    cells = expand_cells(suite)
+    todo = [c for c in cells if not (run_dir / "cells" / c.name / "metrics.csv").is_file()]
+    if is_main():
+        print(f"rad-bench: {run_dir} ({len(todo)} of {len(cells)} cells to run)", file=sys.stderr)
+    pending: list[tuple[str, Callable[[], None]]] = []  # cells another process held when we reached them
     datasets: dict[int, Dataset] = {}
-    for spec, seed in todo:
-        if seed not in datasets:
-            datasets = {seed: make_dataset(suite, seed)}  # one seed's training data in memory at a time
+    for c in todo:
+        if c.seed not in datasets:
+            datasets = {c.seed: make_dataset(suite, c.seed)}  # one seed's training data in memory at a time
         if ctx.eval_set is None:
-            ctx.eval_set = datasets[seed].eval_set(suite.rollout.clips, suite.rollout.context, suite.rollout.horizon)
-        run_cell(ctx, spec, seed, datasets[seed])
-    _combine(run_dir)
-    report.write(run_dir, sort_by=suite.leaderboard.sort_by)
+            ctx.eval_set = datasets[c.seed].eval_set(suite.rollout.clips, suite.rollout.context, suite.rollout.horizon)
+        if not _run_locked(ctx, c.name, lambda c=c: run_cell(ctx, c, datasets[c.seed]), wait=False):
+            pending.append((c.name, lambda c=c: run_cell(ctx, c, make_dataset(suite, c.seed))))
+    for cell, job in pending:  # wait for the other process; run the cell if it died meanwhile
+        _run_locked(ctx, cell, job, wait=True)
+    if is_main():
+        with _lock(run_dir, "combine"):  # concurrent runs finishing together write the same files in turn
+            _combine(run_dir)
+            report.write(run_dir, sort_by=suite.leaderboard.sort_by)
+    barrier()
     return run_dir

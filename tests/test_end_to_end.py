@@ -80,3 +80,28 @@ def test_report_needs_no_torch(run_dir):
         f"report.write(__import__('pathlib').Path({str(run_dir)!r}))\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sweep_runs_every_block_at_every_point(tmp_path):
+    """A sweep over train modes: one cell per (block, mode), mode and options in every row."""
+    suite = load_suite(
+        FIXTURES / "tiny.yaml",
+        ["metrics=[psnr]", "blocks=[none, lstm_attn]", "sweep={train.mode: [chunk, frame]}", "train.clean_prefix=0.5"],
+    )
+    out = run_suite(suite, results_root=tmp_path, progress=False, argv=["test"])
+    df = pd.read_csv(out / "metrics.csv")
+    assert set(df["block"]) == {
+        "none[mode=chunk]",
+        "none[mode=frame]",
+        "lstm_attn[mode=chunk]",
+        "lstm_attn[mode=frame]",
+    }
+    modes = df.groupby("block")["train_mode"].first()
+    assert modes["lstm_attn[mode=chunk]"] == "chunk" and modes["none[mode=frame]"] == "frame"
+    assert (df["clean_prefix"] == 0.5).all() and df["prefetch_grad"].all() and df["memory_action"].all()
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert len(board) == 4
+    state = pd.read_csv(out / "state.csv")
+    assert set(state["block"]) == set(df["block"]) and len(state) == 4 * 6  # 6 generated frames per cell
+    params = df.groupby("block")["params_total"].first()
+    assert params["none[mode=chunk]"] == params["none[mode=frame]"]  # modes change training, not the model
