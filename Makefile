@@ -26,11 +26,13 @@ run: install
 test: install
 	$(BIN)/pytest
 
+# Runs every ablation suite (resuming finished cells), then one combined report of their newest
+# runs: results/ablations/{report.html,report.md,leaderboard.csv,leaderboard.md}.
 ablations: install
-	@for s in suites/ablations/*.yaml; do \
-		[ -e "$$s" ] || continue; \
-		echo "== $$s"; $(BIN)/rad-bench run "$$s" --resume || exit 1; \
-	done
+	@set -e; set -- suites/ablations/*.yaml; \
+	if [ ! -e "$$1" ]; then echo "make ablations: no suites in suites/ablations/ (add one YAML per comparison); nothing to run"; exit 0; fi; \
+	for s in "$$@"; do echo "== $$s"; $(BIN)/rad-bench run "$$s" --resume; done; \
+	$(BIN)/rad-bench report "$$@" --out results/ablations
 
 bench: install
 	$(BIN)/python -m rad_bench.bench

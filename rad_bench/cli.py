@@ -112,15 +112,41 @@ def ls(what: Annotated[str, typer.Argument(help="blocks | metrics | datasets | s
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="a run folder holding metrics.csv")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="run folder(s) results/<suite>/<run>, suite results folder(s) results/<suite>/ "
+            "(newest run), or suite YAML file(s)"
+        ),
+    ],
+    *,
+    out: Annotated[
+        Path | None, typer.Option(help="folder for one combined report [default with several PATHs: RESULTS/combined]")
+    ] = None,
+    results: Annotated[Path, typer.Option(help="root folder of run folders (to find a suite YAML's runs)")] = Path(
+        "results"
+    ),
 ) -> None:
-    """Rebuild leaderboard.csv/.md and figures from a run folder's CSVs (no GPU, no torch)."""
+    """Rebuild leaderboards, figures, report.md and report.html from CSVs (no GPU, no torch).
+
+    One PATH: written into its run folder. Several PATHs (or --out): one combined report with a
+    section per suite; suites are never averaged together.
+    """
     from rad_bench import report as rep
 
-    if not (run_dir / "metrics.csv").is_file():
-        _fail(f"{run_dir}: no metrics.csv (is this a run folder? runs live under results/<suite>/)")
-    rep.write(run_dir)
-    typer.echo((run_dir / "leaderboard.md").read_text())
+    try:
+        run_dirs = list(dict.fromkeys(rep.resolve_run_dir(p, results) for p in paths))
+        if len(run_dirs) == 1 and out is None:
+            target = run_dirs[0]
+            rep.write(target)
+        else:
+            target = out or results / "combined"
+            rep.write_combined(run_dirs, target)
+    except rep.ReportError as e:
+        _fail(str(e))
+        return
+    typer.echo((target / "leaderboard.md").read_text())
+    typer.echo(f"report: {target / 'report.html'}")
 
 
 def main() -> None:

@@ -1,14 +1,27 @@
-"""metrics.csv -> leaderboard.csv / leaderboard.md / figures. Reads CSVs and sample files only
-(no torch, no models), so ``rad-bench report RUN_DIR`` redraws everything on any machine.
+"""metrics.csv -> leaderboard.csv / leaderboard.md / figures / report.md / report.html.
+
+Reads CSVs and sample files only (no torch, no models), so ``rad-bench report`` redraws everything on
+any machine.
 
 Leaderboard cell = mean over seeds of each seed's mean over (clip, frame) rows with that tag,
 ± the standard error over seeds. With a single seed the standard error is taken over clips
 instead, and the table says so.
+
+A report covers one run folder (:func:`write`, into that folder) or several suites side by side
+(:func:`write_combined`, into another folder). Each suite's rows are computed from its own
+``metrics.csv`` alone, so rows of different suites are never averaged together. Optional inputs are
+drawn when the run folder has them: ``efficiency.csv`` (cost per cell) and ``state.csv`` (state
+bytes per rollout frame). ``report.html`` embeds every figure as base64, so it is one file to mail.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import io
+import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -17,17 +30,38 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
 from rad_bench.metrics import get_metric  # noqa: E402
-from rad_bench.tags import TAGS  # noqa: E402
+from rad_bench.tags import TAGS, tag_frames  # noqa: E402
 from rad_bench.utils import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 TAG_COLORS = {"in_window": (60, 170, 80), "revisit": (240, 140, 20), "novel": (140, 140, 140)}
 GROUPS = (*TAGS, "all")
+# cell settings carried into the leaderboard when metrics.csv has them (they differ between cells)
+CARRY = ("train_mode", "window", "reach", "prefetch_grad", "clean_prefix", "memory_action")
+SHOWN = ("train_mode", "window")  # of those, the ones leaderboard.md shows as columns
+
+
+class ReportError(ValueError):
+    """A report cannot be built; the message names the path and the fix."""
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Leaderboard
+# --------------------------------------------------------------------------------------------
 
 
 def _stderr(x: pd.Series) -> float:
+    x = x.dropna()
     return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
+def _info(df: pd.DataFrame) -> pd.DataFrame:
+    """Per-block descriptive columns; optional ones only when metrics.csv has them."""
+    cols = [c for c in ("block_name", *CARRY, "params_total", "params_block", "impl") if c in df]
+    return df.groupby("block").agg(**{c: (c, "first") for c in cols}, seeds=("seed", "nunique"))
 
 
 def leaderboard(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -51,84 +85,191 @@ def leaderboard(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     err = long.pivot(index="block", columns="col", values="stderr").add_suffix("_stderr")
     frames = df.groupby(["block", "tag"])[["clip", "frame"]].apply(lambda g: len(g.drop_duplicates()))
     counts = frames.unstack(fill_value=0).add_prefix("frames_")
-    info = df.groupby("block").agg(
-        block_name=("block_name", "first"),
-        params_total=("params_total", "first"),
-        params_block=("params_block", "first"),
-        impl=("impl", "first"),
-        seeds=("seed", "nunique"),
-    )
-    table = info.join(wide).join(err).join(counts)
+    table = _info(df).join(wide).join(err).join(counts)
     return table.reset_index(), unit
 
 
+def sort_table(table: pd.DataFrame, sort_by: str) -> pd.DataFrame:
+    """Best first by ``sort_by`` (``<metric>_<tag>``); the metric's direction comes from the registry."""
+    if sort_by not in table:
+        return table
+    m = sort_by.split("_")[0]
+    return table.sort_values(sort_by, ascending=not get_metric(m).higher_is_better)
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> str:
+        lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in self.rows]) + "\n"
+
+
 def _fmt(mean: float, err: float) -> str:
-    if np.isnan(mean):
+    if pd.isna(mean):
         return "—"
-    return f"{mean:.3f}" if np.isnan(err) else f"{mean:.3f} ± {err:.3f}"
+    return f"{mean:.3f}" if pd.isna(err) else f"{mean:.3f} ± {err:.3f}"
+
+
+def _plain(v: object) -> str:
+    """A descriptive cell: ints stay ints even after a concat turned them into floats."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "—"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _metric_columns(metrics: list[str]) -> list[tuple[str, str]]:
+    """(column, header) pairs: per-frame metrics by tag and overall, set metrics overall only."""
+    out = []
+    for m in metrics:
+        groups = GROUPS if get_metric(m).scope == "per_frame" else ("all",)
+        out += [(f"{m}_{g}", f"{m}_{g} {get_metric(m).arrow}") for g in groups]
+    return out
+
+
+def leaderboard_table(table: pd.DataFrame, metrics: list[str], lead: tuple[str, ...] = ("block",)) -> Table:
+    """The markdown/HTML view of a leaderboard: ``lead`` columns, cell settings, params, metrics."""
+    info = [*lead, *(c for c in SHOWN if c in table)]
+    cols = _metric_columns(metrics)
+    rows = []
+    for _, row in table.iterrows():
+        params = row.get("params_total", np.nan)
+        cells = [_plain(row[c]) for c in info] + ["—" if pd.isna(params) else f"{int(params):,}"]
+        cells += [_fmt(row.get(c, np.nan), row.get(f"{c}_stderr", np.nan)) for c, _ in cols]
+        rows.append(cells)
+    return Table([*info, "params", *(h for _, h in cols)], rows)
+
+
+TAG_NOTE = (
+    "Tags come from ground-truth places: `in_window` = last seen within the attention reach "
+    "(depth x (window - 1) + 1 frames), `revisit` = seen only longer ago, so only memory can help, "
+    "`novel` = never seen."
+)
+
+
+def _unit_note(unit: str) -> str:
+    if unit == "clip":
+        return (
+            "Mean ± standard error over clips "
+            "(one seed: the error is over evaluation clips, and over FVD batches, not seeds)."
+        )
+    return "Mean ± standard error over seeds."
+
+
+def _frames_note(table: pd.DataFrame) -> str:
+    cols = [f"frames_{t}" for t in TAGS]
+    counts = table.reindex(columns=cols).fillna(0).astype(int).drop_duplicates()
+    if len(counts) > 1:
+        return (
+            "Scored frames per block and seed differ between blocks (their reach differs): "
+            "see `frames_*` in leaderboard.csv."
+        )
+    n = dict(zip(TAGS, counts.iloc[0])) if len(counts) else dict.fromkeys(TAGS, 0)
+    return f"Scored frames per block and seed: {n['in_window']} in_window, {n['revisit']} revisit, {n['novel']} novel."
+
+
+def notes(table: pd.DataFrame, unit: str, sort_by: str) -> str:
+    """The text under a leaderboard: sort key, error unit, tag meaning, frame counts."""
+    return "\n".join([f"Sorted by `{sort_by}`. {_unit_note(unit)} {TAG_NOTE}", _frames_note(table)]) + "\n"
 
 
 def markdown(table: pd.DataFrame, metrics: list[str], unit: str, sort_by: str) -> str:
-    cols = ["block", "params"]
-    groups = {m: GROUPS if get_metric(m).scope == "per_frame" else ("all",) for m in metrics}
-    header = [f"{m}_{g} {get_metric(m).arrow}" for m in metrics for g in groups[m]]
-    lines = ["| " + " | ".join(cols + header) + " |", "|" + "---|" * (len(cols) + len(header))]
-    for _, row in table.iterrows():
-        cells = [str(row["block"]), f"{int(row['params_total']):,}"]
-        for m in metrics:
-            for g in groups[m]:
-                c = f"{m}_{g}"
-                cells.append(_fmt(row.get(c, np.nan), row.get(f"{c}_stderr", np.nan)))
-        lines.append("| " + " | ".join(cells) + " |")
-    n = {t: int(table[f"frames_{t}"].iloc[0]) if f"frames_{t}" in table else 0 for t in TAGS}
-    lines += [
-        "",
-        f"Sorted by `{sort_by}`. Mean ± standard error over {unit}s"
-        + (
-            " (one seed: the error is over evaluation clips, and over FVD batches, not seeds)."
-            if unit == "clip"
-            else "."
-        )
-        + " Tags come from ground-truth places: `in_window` = last seen within the attention reach "
-        + "(depth x (window - 1) + 1 frames), `revisit` = seen only longer ago, so only memory can help, "
-        + "`novel` = never seen.",
-        f"Scored frames per block and seed: {n['in_window']} in_window, {n['revisit']} revisit, {n['novel']} novel.",
-    ]
-    return "\n".join(lines) + "\n"
+    return leaderboard_table(table, metrics).markdown() + "\n" + notes(table, unit, sort_by)
 
 
-def _save(fig: plt.Figure, stem: Path) -> None:
+# --------------------------------------------------------------------------------------------
+#                                   Figures
+# --------------------------------------------------------------------------------------------
+
+
+def _save(fig: plt.Figure, stem: Path) -> Path:
     for ext in ("png", "pdf"):
         buf = io.BytesIO()
         fig.savefig(buf, format=ext, dpi=120, bbox_inches="tight")
         atomic_write_bytes(stem.with_suffix(f".{ext}"), buf.getvalue())
     plt.close(fig)
+    return stem.with_suffix(".png")
 
 
-def plot_metric_vs_frame(df: pd.DataFrame, metric: str, reach: int, out: Path) -> None:
-    """Metric vs frames since rollout start; line = mean, band = spread over seeds (or clips)."""
+def reach_groups(df: pd.DataFrame) -> dict[int, list[str]]:
+    """Distinct attention reaches of a run and the blocks that have each (reach may differ per cell)."""
+    if "reach" not in df:
+        return {}
+    return {int(r): sorted(map(str, b)) for r, b in df.groupby("reach")["block"].unique().items()}
+
+
+def _mark_reach(ax: plt.Axes, groups: dict[int, list[str]]) -> None:
+    """From frame ``reach`` on, no context frame is reachable by attention any more."""
+    styles = ["--", ":", "-.", (0, (6, 2, 1, 2))]
+    for i, (reach, blocks) in enumerate(sorted(groups.items())):
+        label = f"reach {reach}: context out of attention reach"
+        if len(groups) > 1:
+            label = f"reach {reach} ({', '.join(blocks)})"
+        ax.axvline(reach - 0.5, color="k", ls=styles[i % len(styles)], lw=1, label=label)
+
+
+def _curve(sub: pd.DataFrame, unit: str) -> tuple[pd.Series, pd.Series]:
+    """Mean over units of each unit's mean per frame, and its standard error."""
+    per = sub.groupby(["frame", unit])["value"].mean().unstack()
+    n = per.count(axis=1)
+    return per.mean(axis=1), per.std(axis=1, ddof=1) / np.sqrt(n)
+
+
+def _block_colors(df: pd.DataFrame) -> dict[str, str]:
+    return {b: f"C{i % 10}" for i, b in enumerate(sorted(df["block"].unique()))}
+
+
+def _unit(df: pd.DataFrame) -> str:
+    return "seed" if df["seed"].nunique() > 1 else "clip"
+
+
+def plot_metric_vs_frame(df: pd.DataFrame, metric: str, out: Path) -> Path | None:
+    """Metric vs frames since rollout start, all tags; band = ± stderr over seeds (or clips)."""
     sub = df[(df["metric"] == metric) & (df["frame"] >= 0)]
     if sub.empty:
-        return
-    unit = "seed" if sub["seed"].nunique() > 1 else "clip"
+        return None
+    unit, colors = _unit(sub), _block_colors(df)
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for block, g in sub.groupby("block"):
-        per = g.groupby(["frame", unit])["value"].mean().unstack()
-        mean, err = per.mean(axis=1), per.std(axis=1, ddof=1) / np.sqrt(per.shape[1])
-        ax.plot(mean.index, mean.values, label=block)
-        ax.fill_between(mean.index, (mean - err).values, (mean + err).values, alpha=0.2)
-    # from frame `reach` on, no context frame is reachable by attention any more
-    ax.axvline(reach - 0.5, color="k", ls="--", lw=1)
-    ax.text(reach - 0.5, ax.get_ylim()[1], " context out of attention reach", va="top", fontsize=8)
+        mean, err = _curve(g, unit)
+        ax.plot(mean.index, mean.values, label=block, color=colors[block])
+        ax.fill_between(mean.index, (mean - err).values, (mean + err).values, alpha=0.2, color=colors[block])
+    _mark_reach(ax, reach_groups(df))
     ax.set_xlabel("frames since rollout start")
     ax.set_ylabel(f"{metric} {get_metric(metric).arrow}")
     ax.set_title(f"{metric} vs frame (band: ± stderr over {unit}s)")
-    ax.legend(fontsize=8)
-    _save(fig, out)
+    ax.legend(fontsize=7)
+    return _save(fig, out)
 
 
-def plot_revisit_bars(table: pd.DataFrame, metric: str, out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+def plot_metric_vs_frame_by_tag(df: pd.DataFrame, metric: str, out: Path) -> Path | None:
+    """One panel per tag, so revisit frames are not averaged with frames attention can still see."""
+    sub = df[(df["metric"] == metric) & (df["frame"] >= 0) & df["tag"].isin(TAGS)]
+    if sub.empty:
+        return None
+    unit, colors, groups = _unit(sub), _block_colors(df), reach_groups(df)
+    fig, axes = plt.subplots(1, len(TAGS), figsize=(13, 3.8), sharex=True, sharey=True)
+    for ax, tag in zip(axes, TAGS):
+        for block, g in sub[sub["tag"] == tag].groupby("block"):
+            mean, err = _curve(g, unit)
+            ax.plot(mean.index, mean.values, ".-", ms=3, label=block, color=colors[block])
+            ax.fill_between(mean.index, (mean - err).values, (mean + err).values, alpha=0.2, color=colors[block])
+        _mark_reach(ax, groups)
+        ax.set_title(tag)
+        ax.set_xlabel("frames since rollout start")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel(f"{metric} {get_metric(metric).arrow}")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{metric} vs frame by tag (band: ± stderr over {unit}s)")
+    return _save(fig, out)
+
+
+def plot_revisit_bars(table: pd.DataFrame, metric: str, out: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.2 * len(table)), 3.4))
     x = np.arange(len(table))
     for i, tag in enumerate(TAGS):
         col = f"{metric}_{tag}"
@@ -141,31 +282,104 @@ def plot_revisit_bars(table: pd.DataFrame, metric: str, out: Path) -> None:
                 label=tag,
                 color=np.array(TAG_COLORS[tag]) / 255,
             )
-    ax.set_xticks(x, table["block"])
+    ax.set_xticks(x, table["block"], rotation=15 if len(table) > 4 else 0)
     ax.set_ylabel(f"{metric} {get_metric(metric).arrow}")
     ax.set_title(f"{metric} by tag")
     ax.legend(fontsize=8)
-    _save(fig, out)
+    return _save(fig, out)
 
 
-def sample_strip(run_dir: Path, out: Path, clip: int = 0, max_frames: int = 16) -> None:
+def _byte_unit(n: float) -> tuple[float, str]:
+    for scale, name in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if n >= scale:
+            return float(scale), name
+    return 1.0, "B"
+
+
+def _fmt_bytes(n: float) -> str:
+    if pd.isna(n):
+        return "—"
+    scale, name = _byte_unit(n)
+    return f"{int(n)} B" if name == "B" else f"{n / scale:.2f} {name}"
+
+
+def plot_state_bytes(state: pd.DataFrame, out: Path) -> Path | None:
+    """State bytes vs rollout frame per block (mean over seeds): constant vs linearly growing memory."""
+    if state.empty:
+        return None
+    per = state.groupby(["block", "frame"])["state_bytes"].mean()
+    scale, name = _byte_unit(float(per.max()))
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for block, g in per.groupby(level="block"):
+        ax.plot(g.index.get_level_values("frame"), g.values / scale, label=block)
+    ax.set_xlabel("rollout frame")
+    ax.set_ylabel(f"memory state ({name})")
+    ax.set_title("state size vs rollout frame")
+    ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
+EFFICIENCY = {
+    "rollout_frames_per_s": "rollout frames/s",
+    "train_step_s": "train step (s)",
+    "state_bytes_first": "state, first frame",
+    "state_bytes_final": "state, final frame",
+    "peak_memory_bytes": "peak memory",
+    "params_total": "params",
+}
+
+
+def efficiency_table(eff: pd.DataFrame) -> Table:
+    """Per block, mean over seeds of each cost column of efficiency.csv that exists."""
+    cols = [c for c in EFFICIENCY if c in eff]
+    lead = [c for c in ("train_mode", "state_growth") if c in eff]
+    mean = eff.groupby("block")[cols].mean()
+    info = eff.groupby("block")[lead].first()
+    seeds = eff.groupby("block")["seed"].nunique() if "seed" in eff else pd.Series(1, index=mean.index)
+    rows = []
+    for block, row in mean.iterrows():
+        cells = [str(block), *(_plain(info.loc[block, c]) for c in lead), str(seeds[block])]
+        for c in cols:
+            v = row[c]
+            if c.endswith("_bytes") or c.startswith("state_bytes"):
+                cells.append(_fmt_bytes(v))
+            elif c == "params_total":
+                cells.append("—" if pd.isna(v) else f"{int(v):,}")
+            else:
+                cells.append("—" if pd.isna(v) else f"{v:.4g}")
+        rows.append(cells)
+    return Table(["block", *lead, "seeds", *(EFFICIENCY[c] for c in cols)], rows)
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Samples: strip and GIF
+# --------------------------------------------------------------------------------------------
+
+
+def _first_seed_samples(run_dir: Path) -> dict[str, Path]:
+    """block -> its lowest-seed samples file (``samples/<block>-s<seed>.npz``)."""
+    found: dict[str, tuple[int, Path]] = {}
+    for f in (run_dir / "samples").glob("*-s*.npz"):
+        block, seed = f.stem.rsplit("-s", 1)
+        if seed.isdigit() and (block not in found or int(seed) < found[block][0]):
+            found[block] = (int(seed), f)
+    return {b: found[b][1] for b in sorted(found)}
+
+
+def _image(frame: np.ndarray) -> Image.Image:
+    return Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame)
+
+
+def sample_strip(run_dir: Path, out: Path, reach: int, clip: int = 0, max_frames: int = 16) -> Path | None:
     """PNG: ground truth (top, border coloured by tag) and each block's seed-0 rollout below it."""
-    from PIL import Image, ImageDraw
-
-    from rad_bench.tags import tag_frames
-
-    files = sorted((run_dir / "samples").glob("*-s*.npz"))
-    first_seed = {}
-    for f in files:
-        block = f.stem.rsplit("-s", 1)[0]
-        first_seed.setdefault(block, f)
+    first_seed = _first_seed_samples(run_dir)
     if not first_seed:
-        return
+        return None
     ref = np.load(next(iter(first_seed.values())))
     context = int(ref["context"])
     gen_len = ref["generated"].shape[1]
     idx = np.linspace(0, gen_len - 1, min(max_frames, gen_len)).round().astype(int)
-    tags = tag_frames(ref["places"][clip].tolist(), context, _reach(run_dir))
+    tags = tag_frames(ref["places"][clip].tolist(), context, reach)
     s = ref["truth"].shape[2]
     pad, label_w = 2, 90
     rows = [("ground truth", ref["truth"][clip, context:][idx])] + [
@@ -181,16 +395,150 @@ def sample_strip(run_dir: Path, out: Path, clip: int = 0, max_frames: int = 16) 
             if r == 0:
                 draw.rectangle([x, y, x + s + 2 * pad - 1, y + s + 2 * pad - 1], fill=TAG_COLORS[tags[fi]])
                 draw.text((x + 1, 1), str(fi), fill="black")
-            img.paste(Image.fromarray(frame), (x + pad, y + pad))
+            img.paste(_image(frame), (x + pad, y + pad))
     img = img.resize((img.width * 2, img.height * 2), Image.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     atomic_write_bytes(out, buf.getvalue())
+    return out
 
 
-def _reach(run_dir: Path) -> int:
-    df = pd.read_csv(run_dir / "metrics.csv", usecols=["reach"], nrows=1)
-    return int(df["reach"].iloc[0])
+def _gif_frame(columns: list[tuple[str, np.ndarray]], t: int, tag: str, scale: int) -> Image.Image:
+    """One GIF frame: a labelled tile per column, the ground-truth tile framed in its tag colour."""
+    h, w = columns[0][1].shape[1] * scale, columns[0][1].shape[2] * scale
+    pad, gap, top, bottom = 3, 6, 14, 14
+    img = Image.new("RGB", (len(columns) * (w + 2 * pad + gap), top + h + 2 * pad + bottom), "white")
+    draw = ImageDraw.Draw(img)
+    for i, (name, frames) in enumerate(columns):
+        x = i * (w + 2 * pad + gap)
+        draw.text((x + 1, 1), name[: max(4, (w + 2 * pad) // 6)], fill="black")
+        if i == 0:
+            draw.rectangle([x, top, x + w + 2 * pad - 1, top + h + 2 * pad - 1], fill=TAG_COLORS[tag])
+        img.paste(_image(frames[t]).resize((w, h), Image.NEAREST), (x + pad, top + pad))
+    draw.text((1, top + h + 2 * pad + 1), f"frame {t}: {tag}", fill="black")
+    return img
+
+
+def sample_gif(run_dir: Path, out: Path, reach: int, clip: int = 0, frame_ms: int = 250) -> Path | None:
+    """Animated GIF of one clip: ground truth next to each block's lowest-seed rollout, frame by frame."""
+    files = _first_seed_samples(run_dir)
+    if not files:
+        return None
+    data = {b: np.load(f) for b, f in files.items()}
+    ref = next(iter(data.values()))
+    context = int(ref["context"])
+    truth = ref["truth"][clip, context:]
+    columns = [("ground truth", truth)] + [(b, d["generated"][clip]) for b, d in data.items()]
+    n = min(len(frames) for _, frames in columns)
+    tags = tag_frames(ref["places"][clip].tolist(), context, reach)
+    scale = max(1, round(96 / max(truth.shape[1:3])))
+    images = [_gif_frame(columns, t, tags[t], scale) for t in range(n)]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+    atomic_write_bytes(out, buf.getvalue())
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Report documents (markdown and self-contained HTML)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass
+class Para:
+    text: str
+
+
+@dataclass
+class Figure:
+    path: Path
+    caption: str
+
+
+Item = Heading | Para | Table | Figure
+
+
+def to_markdown(items: list[Item], base: Path) -> str:
+    """Markdown next to its figures: images are linked relative to ``base`` (the report's folder)."""
+    out = []
+    for it in items:
+        if isinstance(it, Heading):
+            out.append("#" * it.level + " " + it.text)
+        elif isinstance(it, Para):
+            out.append(it.text.strip())
+        elif isinstance(it, Table):
+            out.append(it.markdown().strip())
+        else:
+            out.append(f"![{it.caption}]({Path(os.path.relpath(it.path, base)).as_posix()})\n\n*{it.caption}*")
+    return "\n\n".join(out) + "\n"
+
+
+def _inline(text: str) -> str:
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text.strip()))
+
+
+def _data_uri(path: Path) -> str:
+    mime = {".png": "image/png", ".gif": "image/gif"}[path.suffix]
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def _html_item(it: Item) -> str:
+    if isinstance(it, Heading):
+        return f"<h{it.level}>{html.escape(it.text)}</h{it.level}>"
+    if isinstance(it, Para):
+        return "".join(f"<p>{_inline(line)}</p>" for line in it.text.strip().splitlines())
+    if isinstance(it, Table):
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in it.header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in it.rows)
+        return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    cap = html.escape(it.caption)
+    return f'<figure><img src="{_data_uri(it.path)}" alt="{cap}"><figcaption>{cap}</figcaption></figure>'
+
+
+CSS = (
+    "body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+    "th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}.wide{overflow-x:auto}"
+    "img{max-width:100%;image-rendering:pixelated}figure{margin:1em 0}figcaption{font-size:13px;color:#555}"
+    "code{background:#f3f3f3;padding:0 3px}"
+)
+
+
+def to_html(items: list[Item], title: str) -> str:
+    """One self-contained page: inline CSS, images as data URIs, no scripts, no external links."""
+    body = "\n".join(_html_item(it) for it in items)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{CSS}</style></head><body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
+
+
+def write_documents(out: Path, title: str, items: list[Item]) -> None:
+    atomic_write_text(out / "report.md", f"# {title}\n\n" + to_markdown(items, out))
+    atomic_write_text(out / "report.html", to_html(items, title))
+
+
+# --------------------------------------------------------------------------------------------
+#                                   One run: tables, figures, report section
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    run_dir: Path
+    suite: str
+    df: pd.DataFrame
+    table: pd.DataFrame
+    unit: str
+    metrics: list[str]
+    sort_by: str
+    figures: dict[str, Path] = field(default_factory=dict)
 
 
 def _sort_key(run_dir: Path) -> str:
@@ -198,27 +546,223 @@ def _sort_key(run_dir: Path) -> str:
 
     f = run_dir / "suite.resolved.yaml"
     if f.is_file():
-        return str(yaml.safe_load(f.read_text()).get("leaderboard", {}).get("sort_by", "psnr_revisit"))
+        return str((yaml.safe_load(f.read_text()) or {}).get("leaderboard", {}).get("sort_by", "psnr_revisit"))
     return "psnr_revisit"
 
 
-def write(run_dir: Path, sort_by: str | None = None) -> pd.DataFrame:
-    """(Re)build leaderboard.csv, leaderboard.md and figures/ from ``run_dir/metrics.csv``."""
-    run_dir = Path(run_dir)
+def _suite_of(run_dir: Path, df: pd.DataFrame) -> str:
+    if "suite" not in df:
+        return run_dir.parent.name
+    suites = sorted(map(str, df["suite"].unique()))
+    if len(suites) > 1:
+        raise ReportError(
+            f"{run_dir / 'metrics.csv'}: mixes suites {suites}; a run folder holds one suite, "
+            "so rebuild it (or report each suite's run folder separately)"
+        )
+    return suites[0]
+
+
+def load_run(run_dir: Path, sort_by: str | None = None) -> RunReport:
+    """Read one run folder's metrics.csv and compute its (sorted) leaderboard."""
+    f = run_dir / "metrics.csv"
+    if not f.is_file():
+        raise ReportError(f"{run_dir}: no metrics.csv (is this a run folder? runs live under results/<suite>/)")
+    df = pd.read_csv(f)
     sort_by = sort_by or _sort_key(run_dir)
-    df = pd.read_csv(run_dir / "metrics.csv")
-    metrics = list(dict.fromkeys(df["metric"]))
     table, unit = leaderboard(df)
-    if sort_by in table:
-        m = sort_by.split("_")[0]
-        table = table.sort_values(sort_by, ascending=not get_metric(m).higher_is_better)
-    atomic_write_text(run_dir / "leaderboard.csv", table.to_csv(index=False))
-    atomic_write_text(run_dir / "leaderboard.md", markdown(table, metrics, unit, sort_by))
-    figs = run_dir / "figures"
-    reach = int(df["reach"].iloc[0])
-    for m in metrics:
-        plot_metric_vs_frame(df, m, reach, figs / f"{m}_vs_frame")
+    metrics = list(dict.fromkeys(df["metric"]))
+    return RunReport(run_dir, _suite_of(run_dir, df), df, sort_table(table, sort_by), unit, metrics, sort_by)
+
+
+def _read_state(path: Path) -> pd.DataFrame:
+    state = pd.read_csv(path)
+    missing = {"block", "frame", "state_bytes"} - set(state.columns)
+    if missing:
+        raise ReportError(f"{path}: missing columns {sorted(missing)}; expected block, seed, frame, state_bytes")
+    return state
+
+
+def draw_figures(run: RunReport, fig_dir: Path) -> None:
+    """Every figure of one run into ``fig_dir``; ``run.figures`` records the ones that were drawn."""
+    df, figs = run.df, {}  # type: dict[str, Path | None]
+    for m in run.metrics:
+        figs[f"{m}_vs_frame"] = plot_metric_vs_frame(df, m, fig_dir / f"{m}_vs_frame")
         if get_metric(m).scope == "per_frame":
-            plot_revisit_bars(table, m, figs / f"{m}_by_tag")
-    sample_strip(run_dir, figs / "samples.png")
+            figs[f"{m}_vs_frame_by_tag"] = plot_metric_vs_frame_by_tag(df, m, fig_dir / f"{m}_vs_frame_by_tag")
+            figs[f"{m}_by_tag"] = plot_revisit_bars(run.table, m, fig_dir / f"{m}_by_tag")
+    if (run.run_dir / "state.csv").is_file():
+        figs["state_bytes"] = plot_state_bytes(_read_state(run.run_dir / "state.csv"), fig_dir / "state_bytes_vs_frame")
+    reach = int(df["reach"].iloc[0]) if "reach" in df else 1
+    figs["samples_png"] = sample_strip(run.run_dir, fig_dir / "samples.png", reach)
+    figs["samples_gif"] = sample_gif(run.run_dir, fig_dir / "samples.gif", reach)
+    run.figures = {k: v for k, v in figs.items() if v is not None}
+
+
+def _run_meta(run: RunReport) -> str:
+    df = run.df
+    parts = [f"Run folder `{run.run_dir}`", f"suite `{run.suite}`"]
+    if "suite_version" in df:
+        parts.append(f"version {_plain(df['suite_version'].iloc[0])}")
+    if "git_sha" in df:
+        parts.append(f"git `{str(df['git_sha'].iloc[0])[:7]}`")
+    parts.append(f"seeds {sorted(map(int, df['seed'].unique()))}")
+    reach = ", ".join(f"{r} ({', '.join(b)})" for r, b in reach_groups(df).items())
+    text = "; ".join(parts) + (f"; attention reach {reach}." if reach else ".")
+    if "limited" in df and df["limited"].astype(str).eq("True").any():
+        text += "\nLimited run (training steps capped): not comparable with full runs."
+    return text
+
+
+def _curve_items(run: RunReport) -> list[Item]:
+    items: list[Item] = []
+    for m in run.metrics:
+        key = f"{m}_vs_frame_by_tag" if f"{m}_vs_frame_by_tag" in run.figures else f"{m}_vs_frame"
+        if key in run.figures:
+            what = "one panel per tag" if key.endswith("by_tag") else "FVD buckets"
+            items.append(
+                Figure(
+                    run.figures[key],
+                    f"{m} vs frames since rollout start ({what}); vertical line = attention reach; "
+                    f"band = ± stderr over {_unit(run.df)}s.",
+                )
+            )
+    return items
+
+
+def _efficiency_items(run: RunReport) -> list[Item]:
+    items: list[Item] = []
+    eff = run.run_dir / "efficiency.csv"
+    if eff.is_file():
+        items.append(efficiency_table(pd.read_csv(eff)))
+    if "state_bytes" in run.figures:
+        items.append(Figure(run.figures["state_bytes"], "Memory state bytes vs rollout frame (mean over seeds)."))
+    return items
+
+
+def _sample_items(run: RunReport) -> list[Item]:
+    caps = {
+        "samples_png": "Clip 0: ground truth (top; border = tag) and each block's lowest-seed rollout.",
+        "samples_gif": "Clip 0 animated: ground truth (border = tag) next to each block's lowest-seed rollout.",
+    }
+    return [Figure(run.figures[k], c) for k, c in caps.items() if k in run.figures]
+
+
+def run_items(run: RunReport, level: int, title: str | None = None) -> list[Item]:
+    """One run's report section: leaderboard, curves by tag, bars, efficiency, samples. Subsections
+    are at ``level + 1`` (under the document title when there is no section ``title``)."""
+    items: list[Item] = [Heading(level, title)] if title else []
+    items += [Para(_run_meta(run)), Heading(level + 1, "Leaderboard")]
+    items += [leaderboard_table(run.table, run.metrics), Para(notes(run.table, run.unit, run.sort_by))]
+    items += [Heading(level + 1, "Metric vs horizon"), *_curve_items(run)]
+    bars = [
+        Figure(run.figures[f"{m}_by_tag"], f"{m} by tag, ± stderr") for m in run.metrics if f"{m}_by_tag" in run.figures
+    ]
+    items += [Heading(level + 1, "Scores by tag (revisit = memory)"), *bars] if bars else []
+    eff = _efficiency_items(run)
+    items += [Heading(level + 1, "Efficiency"), *eff] if eff else []
+    samples = _sample_items(run)
+    items += [Heading(level + 1, "Samples"), *samples] if samples else []
+    return items
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Finding runs
+# --------------------------------------------------------------------------------------------
+
+
+def suite_name(path: Path, _seen: tuple[Path, ...] = ()) -> str:
+    """A suite file's ``name:``, following ``include:``. Plain YAML on purpose: validating the suite
+    would import the block registry and with it torch, which the report never needs."""
+    import yaml
+
+    path = path.resolve()
+    if path in _seen:
+        raise ReportError(f"{path}: include cycle: {' -> '.join(str(p) for p in (*_seen, path))}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ReportError(f"{path}: cannot read the suite ({e})") from e
+    if not isinstance(raw, dict):
+        raise ReportError(f"{path}: a suite must be a mapping of keys")
+    if "name" in raw:
+        return str(raw["name"])
+    if isinstance(raw.get("include"), str):
+        return suite_name(path.parent / raw["include"], (*_seen, path))
+    raise ReportError(f"{path}: no `name:` here or in an included file; add `name: <suite>`")
+
+
+def resolve_run_dir(path: Path, results_root: Path = Path("results")) -> Path:
+    """A run folder from a run folder, a suite results folder (its newest run by name that has a
+    metrics.csv) or a suite YAML (its results folder under ``results_root``)."""
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        name = suite_name(path)
+        if not (results_root / name).is_dir():
+            raise ReportError(f"{path}: suite '{name}' has no results in {results_root / name}; run it first")
+        path = results_root / name
+    if (path / "metrics.csv").is_file():
+        return path
+    runs = sorted(d for d in path.iterdir() if (d / "metrics.csv").is_file()) if path.is_dir() else []
+    if not runs:
+        raise ReportError(
+            f"{path}: no metrics.csv and no run folder under it holding one; pass a run folder "
+            "(results/<suite>/<run>), a suite's results folder (results/<suite>/) or a suite YAML"
+        )
+    return runs[-1]
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def write(run_dir: Path, sort_by: str | None = None) -> pd.DataFrame:
+    """(Re)build leaderboard.csv/.md, figures/, report.md and report.html inside ``run_dir``."""
+    run = load_run(Path(run_dir), sort_by)
+    atomic_write_text(run.run_dir / "leaderboard.csv", run.table.to_csv(index=False))
+    atomic_write_text(run.run_dir / "leaderboard.md", markdown(run.table, run.metrics, run.unit, run.sort_by))
+    draw_figures(run, run.run_dir / "figures")
+    write_documents(run.run_dir, f"rad-bench report: {run.suite} ({run.run_dir.name})", run_items(run, 1))
+    return run.table
+
+
+def combined_leaderboard(runs: list[RunReport]) -> pd.DataFrame:
+    """One row per (suite, block): each suite's own leaderboard, stacked, never averaged across suites."""
+    parts = [r.table.assign(suite=r.suite, run=r.run_dir.name) for r in runs]
+    table = pd.concat(parts, ignore_index=True)
+    lead = ["suite", "run", "block"]
+    return table[lead + [c for c in table if c not in lead]]
+
+
+def _section_keys(runs: list[RunReport]) -> list[str]:
+    """Figure folder per section: the suite name, plus the run name when a suite appears twice."""
+    names = [r.suite for r in runs]
+    keys = [n if names.count(n) == 1 else f"{n}-{r.run_dir.name}" for n, r in zip(names, runs)]
+    return [re.sub(r"[^\w.-]", "_", k) for k in keys]
+
+
+def _combined_notes(runs: list[RunReport]) -> str:
+    per_suite = [f"`{r.suite}` (run `{r.run_dir.name}`): sorted by `{r.sort_by}`. {_unit_note(r.unit)}" for r in runs]
+    return "\n".join([*per_suite, TAG_NOTE]) + "\n"
+
+
+def combined_table(table: pd.DataFrame, runs: list[RunReport]) -> Table:
+    metrics = list(dict.fromkeys(m for r in runs for m in r.metrics))
+    return leaderboard_table(table, metrics, lead=("suite", "block"))
+
+
+def write_combined(run_dirs: list[Path], out: Path) -> pd.DataFrame:
+    """leaderboard.csv/.md and report.md/.html for several runs (one section per suite) into ``out``;
+    figures go to ``out/figures/<suite>/`` and the run folders are left untouched."""
+    runs = [load_run(Path(d)) for d in run_dirs]
+    for run, key in zip(runs, _section_keys(runs)):
+        draw_figures(run, out / "figures" / key)
+    table = combined_leaderboard(runs)
+    view, foot = combined_table(table, runs), _combined_notes(runs)
+    atomic_write_text(out / "leaderboard.csv", table.to_csv(index=False))
+    atomic_write_text(out / "leaderboard.md", view.markdown() + "\n" + foot)
+    intro = "Suites: " + ", ".join(f"`{r.suite}` from `{r.run_dir}`" for r in runs) + "."
+    items: list[Item] = [Para(intro), Heading(2, "Leaderboards (one row per suite and block)"), view, Para(foot)]
+    for run in runs:
+        items += run_items(run, 2, title=f"Suite {run.suite} ({run.run_dir.name})")
+    write_documents(out, "rad-bench combined report", items)
     return table
