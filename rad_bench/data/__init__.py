@@ -18,10 +18,55 @@ from pydantic import BaseModel, ConfigDict
 from torch import Tensor
 
 
+class DataError(ValueError):
+    """Data cannot be used: files missing, unreadable or too short for the suite. The message names
+    the file or the suite field and says how to fix it."""
+
+
+class DataNotFoundError(DataError, FileNotFoundError):
+    """A data folder or file does not exist."""
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What a suite asks of its data, checked at load time (before any work) by
+    :meth:`DataConfig.check`."""
+
+    clip_len: int  # train.clip_len
+    context: int  # rollout.context
+    horizon: int  # rollout.horizon
+    clips: int  # rollout.clips
+
+
 class DataConfig(BaseModel):
     """Base for dataset configs: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
+
+    def check(self, need: Demand) -> None:
+        """Raise :class:`DataError` naming the ``data.`` and suite fields when this data cannot
+        serve ``need``. Cheap: nothing is generated or loaded (a reader may read file headers)."""
+
+
+def check_episodes(
+    need: Demand, *, episode_len: int | None = None, eval_episodes: int | None = None, retrieval: bool = False
+) -> None:
+    """The checks shared by episode datasets; ``None`` means not known before the data is read."""
+    if episode_len is not None and need.clip_len > episode_len:
+        raise DataError(
+            f"train.clip_len ({need.clip_len}) > data.episode_len ({episode_len}): training clips are cut "
+            "from one episode; lower train.clip_len or raise data.episode_len"
+        )
+    if eval_episodes is not None and need.clips > eval_episodes:
+        raise DataError(
+            f"rollout.clips ({need.clips}) > data.eval_episodes ({eval_episodes}): lower rollout.clips or "
+            "raise data.eval_episodes"
+        )
+    if retrieval and need.context < 2:
+        raise DataError(
+            f"rollout.context ({need.context}): the retrieval task plays the context back and needs at "
+            "least 2 frames; raise rollout.context or set data.task: reasoning"
+        )
 
 
 @dataclass

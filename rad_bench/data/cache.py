@@ -32,7 +32,6 @@ import json
 import multiprocessing as mp
 import os
 import warnings
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from rad_bench.data import Dataset, EvalSet
+from rad_bench.data import DataError, Dataset, Demand, EvalSet, check_episodes
 from rad_bench.utils import atomic_write_bytes, write_json
 
 MANIFEST = "manifest.json"
@@ -55,7 +54,7 @@ class CorruptShardWarning(UserWarning):
     """A shard on disk failed its checksum or could not be read; it is regenerated."""
 
 
-class ShardError(RuntimeError):
+class ShardError(DataError, RuntimeError):
     """A shard cannot be used (checksum mismatch, unreadable, missing keys)."""
 
 
@@ -92,7 +91,7 @@ def from_npz(data: bytes, required: tuple[str, ...] = ()) -> Arrays:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+    except Exception as e:  # noqa: BLE001  a damaged file fails in many ways (zlib, zip CRC, header parsing)
         raise ShardError(f"unreadable npz ({type(e).__name__}: {e})") from None
     if missing := [k for k in required if k not in arrays]:
         raise ShardError(f"missing arrays {missing} (has {sorted(arrays)})")
@@ -362,8 +361,7 @@ class EpisodeDataset(Dataset):
         ``retrace_prob``, a window that turns around after ``k`` frames and plays them back (the
         retrieval task in miniature), starting either forward or backward in time."""
         T = self.train.frames.shape[1]
-        if clip_len > T:
-            raise ValueError(f"clip_len {clip_len} exceeds the episode length {T}")
+        check_episodes(Demand(clip_len, 2, 0, 0), episode_len=T)
         idx = torch.arange(clip_len).repeat(batch, 1)
         lo, hi = max(1, clip_len // 3), max(1, clip_len - 2)
         turn = torch.randint(lo, hi + 1, (batch,), generator=g)

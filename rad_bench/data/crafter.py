@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from rad_bench.data import DataConfig, EvalSet
+from rad_bench.data import DataConfig, Demand, EvalSet, check_episodes
 from rad_bench.data.cache import (
     Arrays,
     EpisodeDataset,
@@ -79,6 +79,12 @@ class CrafterConfig(DataConfig):
     data_seed: int = Field(0, ge=0, description="seed of the training episodes")
     workers: int = Field(1, ge=1, description="processes generating episodes")
     cache_dir: str | None = Field(None, description="default: $RAD_BENCH_CACHE or ~/.cache/rad_bench")
+
+    def check(self, need: Demand) -> None:
+        # evaluation episodes are recorded at the length the rollout needs: only clips are bounded
+        check_episodes(
+            need, episode_len=self.episode_len, eval_episodes=self.eval_episodes, retrieval=self.task == "retrieval"
+        )
 
     def generation(self) -> dict[str, Any]:
         keys = ("episode_len", "radius", "max_out", "daylight")

@@ -64,7 +64,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from rad_bench.data import DataConfig, EvalSet
+from rad_bench.data import DataConfig, Demand, EvalSet, check_episodes
 from rad_bench.data.cache import (
     Arrays,
     EpisodeDataset,
@@ -115,6 +115,12 @@ class MemoryMazeConfig(DataConfig):
         if self.retrace_prob is None:
             self.retrace_prob = 0.5 if self.task == "retrieval" else 0.0
         return self
+
+    def check(self, need: Demand) -> None:
+        # evaluation episodes are recorded at the length the rollout needs: only clips are bounded
+        check_episodes(
+            need, episode_len=self.episode_len, eval_episodes=self.eval_episodes, retrieval=self.task == "retrieval"
+        )
 
     def generation(self) -> dict[str, Any]:
         """What the content of a training episode depends on (the cache key)."""

@@ -3,7 +3,10 @@
 are taken in sorted name order, the last ``eval_episodes`` are held out for evaluation and the
 first ``episodes`` of the rest are used for training. Episodes are cut to a common length
 (``episode_len``, default the shortest file). A missing folder, a folder without ``.npz`` files or
-a malformed file is an error naming the path and the expected keys.
+a malformed file is a :class:`~rad_bench.data.DataError` naming the path, the expected keys and the
+fix. Loading a suite already checks the folder and reads each file's array headers (cheap: no
+frame is decompressed), so a truncated file or one too short for ``train.clip_len`` or the rollout
+is reported before any work; a file corrupt inside (zip CRC) is reported when it is read.
 
 - ``teco_npz``: TECO's DMLab and Minecraft episodes (Yan et al. 2023): ``video`` (T, H, W, 3) uint8
   and ``actions`` (T,) int, ``actions[t]`` taken as the action of frame ``t`` as stored. These
@@ -21,22 +24,61 @@ a malformed file is an error naming the path and the expected keys.
 
 from __future__ import annotations
 
+import zipfile
 from abc import abstractmethod
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from rad_bench.data import DataConfig, EvalSet
+from rad_bench.data import DataConfig, DataError, DataNotFoundError, Demand, EvalSet, check_episodes
 from rad_bench.data.cache import Arrays, EpisodeDataset, Episodes, ShardError, area_resize, bounce, from_npz, onehot
 from rad_bench.data.memory_maze import ACTIONS, place_ids
 from rad_bench.registry import register_dataset
 
+FIX = "re-download it, or move it out of data.path"
+
+
+def expected(keys: dict[str, str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in keys.items())
+
+
+def npz_files(path: str, keys: dict[str, str]) -> list[Path]:
+    """The ``.npz`` files of ``data.path`` in name order."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise DataNotFoundError(
+            f"{folder}: no such folder (data.path: a folder of downloaded .npz episodes with {expected(keys)})"
+        )
+    files = sorted(folder.glob("*.npz"))
+    if not files:
+        raise DataNotFoundError(
+            f"{folder}: no .npz files (data.path: a folder of downloaded episodes with {expected(keys)})"
+        )
+    return files
+
+
+def stored_frames(f: Path, key: str) -> int:
+    """Length of array ``key`` of an ``.npz`` file from its header alone (nothing is decompressed
+    past it), so a whole dataset is checked in milliseconds per file."""
+    try:
+        with zipfile.ZipFile(f) as z, z.open(f"{key}.npy") as m:
+            major, _ = np.lib.format.read_magic(m)
+            header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape = header(m)[0]
+    except KeyError:
+        raise DataError(f"{f}: no array '{key}'; {FIX}") from None
+    except Exception as e:  # noqa: BLE001  a damaged header fails in many ways (zlib, tokenize, ...)
+        raise DataError(f"{f}: unreadable .npz, truncated or corrupt ({type(e).__name__}: {e}); {FIX}") from None
+    return int(shape[0]) if shape else 0
+
 
 class ReaderConfig(DataConfig):
+    KEYS: ClassVar[dict[str, str]] = {}  # array -> expected layout; the first holds the frames
+
     path: str = Field(description="folder of .npz episodes")
     frame_size: int | None = Field(None, ge=8, description="side in pixels; default: as stored (area-averaged)")
     episodes: int | None = Field(None, ge=1, description="training episodes to load; default: all")
@@ -51,49 +93,63 @@ class ReaderConfig(DataConfig):
             self.retrace_prob = 0.5 if self.task == "retrieval" else 0.0
         return self
 
+    def split(self) -> tuple[list[Path], list[Path]]:
+        """(training files, evaluation files) of ``data.path``."""
+        files = npz_files(self.path, self.KEYS)
+        if len(files) <= self.eval_episodes:
+            raise DataError(
+                f"{self.path}: {len(files)} .npz files, but data.eval_episodes={self.eval_episodes} are held out "
+                "for evaluation and at least one is needed for training; lower data.eval_episodes or add files"
+            )
+        return files[: -self.eval_episodes][: self.episodes], files[-self.eval_episodes :]
+
+    def check(self, need: Demand) -> None:
+        retrieval = self.task == "retrieval"
+        check_episodes(need, episode_len=self.episode_len, eval_episodes=self.eval_episodes, retrieval=retrieval)
+        train, evals = self.split()
+        key = next(iter(self.KEYS))
+        lengths = {f: stored_frames(f, key) for f in train}
+        shortest = min(lengths, key=lengths.__getitem__)
+        wanted = self.episode_len or need.clip_len
+        if lengths[shortest] < wanted:
+            field = "data.episode_len" if self.episode_len else "train.clip_len"
+            raise DataError(f"{shortest}: {lengths[shortest]} frames, fewer than {field} ({wanted}); lower {field}")
+        length = need.context if retrieval else need.context + need.horizon
+        for f in evals[: need.clips]:
+            if (n := stored_frames(f, key)) < length:
+                fields = "rollout.context" if retrieval else "rollout.context + rollout.horizon"
+                raise DataError(
+                    f"{f}: {n} frames, fewer than {fields} ({length}) of the {self.task} task; lower {fields}"
+                )
+
 
 class NpzEpisodes(EpisodeDataset):
     """Shared reading, splitting and evaluation; a subclass says how one file becomes an episode."""
 
-    KEYS: dict[str, str] = {}  # key -> expected layout, for error messages
+    KEYS: dict[str, str] = {}  # the config's KEYS, for error messages
     cfg: ReaderConfig
 
     def __init__(self, cfg: ReaderConfig, seed: int = 0) -> None:
         self.cfg = cfg
         self.retrace_prob = float(cfg.retrace_prob or 0.0)
-        files = self.files()
-        if len(files) <= cfg.eval_episodes:
-            raise ValueError(
-                f"{cfg.path}: {len(files)} .npz files, but data.eval_episodes={cfg.eval_episodes} are held out "
-                "for evaluation and at least one is needed for training"
-            )
-        train, self.eval_files = files[: -cfg.eval_episodes], files[-cfg.eval_episodes :]
-        self.use(self.load(train[: cfg.episodes], prepare=True))
+        train, self.eval_files = cfg.split()
+        self.use(self.load(train, prepare=True))
 
     def expected(self) -> str:
-        return ", ".join(f"{k} {v}" for k, v in self.KEYS.items())
-
-    def files(self) -> list[Path]:
-        folder = Path(self.cfg.path).expanduser()
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"{folder}: no such folder (data.path: a folder of .npz files with {self.expected()})"
-            )
-        files = sorted(folder.glob("*.npz"))
-        if not files:
-            raise FileNotFoundError(f"{folder}: no .npz files (expected episodes with {self.expected()})")
-        return files
+        return expected(self.KEYS)
 
     def read(self, f: Path) -> Arrays:
         try:
             arrays = from_npz(f.read_bytes(), tuple(self.KEYS))
+        except FileNotFoundError:
+            raise DataNotFoundError(f"{f}: file vanished while reading data.path") from None
         except (OSError, ShardError) as e:
-            raise ValueError(f"{f}: {e}; expected {self.expected()}") from None
+            raise DataError(f"{f}: {e}; expected {self.expected()}; {FIX}") from None
         self.check(f, arrays)
         return arrays
 
     def check(self, f: Path, a: Arrays) -> None:
-        """Shapes and dtypes of one file; raise ValueError naming it."""
+        """Shapes and dtypes of one file; raise DataError naming it."""
 
     def prepare(self, arrays: list[Arrays]) -> None:
         """Called with the training files' arrays before any episode is built."""
@@ -111,7 +167,7 @@ class NpzEpisodes(EpisodeDataset):
         lengths = [len(a[next(iter(self.KEYS))]) for a in arrays]  # the first key holds the frames
         length = length or self.cfg.episode_len or min(lengths)
         if min(lengths) < length:
-            raise ValueError(f"{files[lengths.index(min(lengths))]}: {min(lengths)} frames, fewer than {length} needed")
+            raise DataError(f"{files[lengths.index(min(lengths))]}: {min(lengths)} frames, fewer than {length} needed")
         if prepare:
             self.prepare(arrays)
         parts = [self.episode(f, a, length) for f, a in zip(files, arrays)]
@@ -119,11 +175,9 @@ class NpzEpisodes(EpisodeDataset):
         return Episodes(*(torch.stack([p[i] for p in parts]) for i in range(3)), codes=codes)
 
     def eval_set(self, clips: int, context: int, horizon: int) -> EvalSet:
-        if clips > len(self.eval_files):
-            raise ValueError(f"rollout.clips ({clips}) exceeds data.eval_episodes ({len(self.eval_files)})")
+        need = Demand(2, context, horizon, clips)
+        check_episodes(need, eval_episodes=len(self.eval_files), retrieval=self.cfg.task == "retrieval")
         if self.cfg.task == "retrieval":
-            if context < 2:
-                raise ValueError(f"the retrieval task needs a context of at least 2 frames, got {context}")
             eps, idx = self.load(self.eval_files[:clips], context), bounce(context + horizon, context - 1)
         else:
             eps, idx = self.load(self.eval_files[:clips], context + horizon), np.arange(context + horizon)
@@ -135,13 +189,15 @@ def _video_ok(v: np.ndarray) -> bool:
 
 
 class TecoConfig(ReaderConfig):
+    KEYS = {"video": "(T, H, W, 3) uint8", "actions": "(T,) int"}
+
     num_actions: int | None = Field(None, ge=1, description="size of the action one-hot; default: max id + 1")
 
 
 @register_dataset("teco_npz")
 class TecoNpz(NpzEpisodes):
     Config = TecoConfig
-    KEYS = {"video": "(T, H, W, 3) uint8", "actions": "(T,) int"}
+    KEYS = TecoConfig.KEYS
     cfg: TecoConfig
 
     def __init__(self, cfg: TecoConfig, seed: int = 0) -> None:
@@ -151,9 +207,9 @@ class TecoNpz(NpzEpisodes):
     def check(self, f: Path, a: Arrays) -> None:
         v, act = a["video"], a["actions"]
         if not _video_ok(v):
-            raise ValueError(f"{f}: 'video' is {v.dtype} {v.shape}; expected {self.expected()}")
+            raise DataError(f"{f}: 'video' is {v.dtype} {v.shape}; expected {self.expected()}")
         if act.ndim != 1 or len(act) != len(v) or not np.issubdtype(act.dtype, np.integer) or act.min() < 0:
-            raise ValueError(
+            raise DataError(
                 f"{f}: 'actions' is {act.dtype} {act.shape} (min {act.min() if act.size else None}) for {len(v)} "
                 f"frames; expected {self.expected()} with ids >= 0"
             )
@@ -166,12 +222,14 @@ class TecoNpz(NpzEpisodes):
         assert self.num_actions is not None
         act = a["actions"][:length].astype(np.int64)
         if act.max() >= self.num_actions:
-            raise ValueError(f"{f}: action id {act.max()} >= num_actions {self.num_actions}; set data.num_actions")
+            raise DataError(f"{f}: action id {act.max()} >= num_actions {self.num_actions}; set data.num_actions")
         motion = torch.from_numpy(onehot(act, self.num_actions))
         return self.frames_of(a["video"][:length]), motion, torch.arange(length), None
 
 
 class MemoryMazeNpzConfig(ReaderConfig):
+    KEYS = {"image": "(T, 64, 64, 3) uint8", "action": "(T, 6) one-hot", "agent_pos": "(T, 2)", "agent_dir": "(T, 2)"}
+
     maze: int = Field(9, ge=2, description="maze side in cells (9 or 15 for the offline dataset)")
     action: Literal["move", "pose", "move+pose"] = "move+pose"
 
@@ -179,7 +237,7 @@ class MemoryMazeNpzConfig(ReaderConfig):
 @register_dataset("memory_maze_npz")
 class MemoryMazeNpz(NpzEpisodes):
     Config = MemoryMazeNpzConfig
-    KEYS = {"image": "(T, 64, 64, 3) uint8", "action": "(T, 6) one-hot", "agent_pos": "(T, 2)", "agent_dir": "(T, 2)"}
+    KEYS = MemoryMazeNpzConfig.KEYS
     cfg: MemoryMazeNpzConfig
 
     def __init__(self, cfg: MemoryMazeNpzConfig, seed: int = 0) -> None:
@@ -189,13 +247,13 @@ class MemoryMazeNpz(NpzEpisodes):
     def check(self, f: Path, a: Arrays) -> None:
         n = len(a["image"])
         if not _video_ok(a["image"]):
-            raise ValueError(f"{f}: 'image' is {a['image'].dtype} {a['image'].shape}; expected {self.expected()}")
+            raise DataError(f"{f}: 'image' is {a['image'].dtype} {a['image'].shape}; expected {self.expected()}")
         for k, shape in (("action", (n, len(ACTIONS))), ("agent_pos", (n, 2)), ("agent_dir", (n, 2))):
             if a[k].shape != shape:
-                raise ValueError(f"{f}: '{k}' has shape {a[k].shape}, expected {shape}; expected {self.expected()}")
+                raise DataError(f"{f}: '{k}' has shape {a[k].shape}, expected {shape}; expected {self.expected()}")
         pos = a["agent_pos"]
         if pos.min() < 0 or pos.max() >= self.cfg.maze:
-            raise ValueError(
+            raise DataError(
                 f"{f}: agent_pos spans {pos.min():.2f}..{pos.max():.2f}, outside a {self.cfg.maze}x"
                 f"{self.cfg.maze} maze; set data.maze"
             )

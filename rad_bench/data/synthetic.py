@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from rad_bench.data import DataConfig, Dataset, EvalSet
+from rad_bench.data import DataConfig, Dataset, Demand, EvalSet, check_episodes
 from rad_bench.registry import register_dataset
 
 MOVES = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]])  # stay, up, down, left, right as (dx, dy)
@@ -44,6 +44,11 @@ class SyntheticConfig(DataConfig):
         if self.step > self.frame_size:
             raise ValueError(f"step ({self.step}) must not exceed frame_size ({self.frame_size}): views would not tile")
         return self
+
+    def check(self, need: Demand) -> None:
+        # evaluation episodes are drawn at context + horizon frames, whatever episode_len: only
+        # training clips are bounded by it
+        check_episodes(need, episode_len=self.episode_len)
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,8 +171,7 @@ class Synthetic(Dataset):
         return torch.cat(parts, dim=-1)
 
     def sample(self, batch: int, clip_len: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
-        if clip_len > self.cfg.episode_len:
-            raise ValueError(f"clip_len {clip_len} exceeds data.episode_len {self.cfg.episode_len}")
+        check_episodes(Demand(clip_len, 2, 0, 0), episode_len=self.cfg.episode_len)
         ep = torch.randint(0, len(self.worlds), (batch,), generator=g)
         start = torch.randint(0, self.cfg.episode_len - clip_len + 1, (batch,), generator=g)
         idx = start[:, None] + torch.arange(clip_len)
