@@ -43,12 +43,17 @@ def run(
 ) -> None:
     """Train, roll out and score every block x seed of a suite, then write the leaderboard."""
     from rad_bench.config import SuiteError, load_suite
+    from rad_bench.data import DataError
     from rad_bench.ops import KernelUnavailableError
     from rad_bench.runner import run_suite
     from rad_bench.train import TrainingDiverged
 
     try:
         s = load_suite(suite, set_ or [])
+    except SuiteError as e:  # names the file itself
+        _fail(str(e))
+        return
+    try:
         out = run_suite(
             s,
             run_dir=run_dir,
@@ -58,8 +63,8 @@ def run(
             progress=progress,
             argv=sys.argv,
         )
-    except (SuiteError, KernelUnavailableError, TrainingDiverged) as e:
-        _fail(str(e))
+    except (SuiteError, DataError, KernelUnavailableError, TrainingDiverged) as e:
+        _fail(f"{suite}: {e}")
         return
     typer.echo((out / "leaderboard.md").read_text())
     typer.echo(f"results: {out}")
