@@ -40,7 +40,7 @@ from rad_bench.utils import atomic_write_bytes, atomic_write_text  # noqa: E402
 TAG_COLORS = {"in_window": (60, 170, 80), "revisit": (240, 140, 20), "novel": (140, 140, 140)}
 GROUPS = (*TAGS, "all")
 # cell settings carried into the leaderboard when metrics.csv has them (they differ between cells)
-CARRY = ("train_mode", "window", "reach", "prefetch_grad", "clean_prefix", "memory_action")
+CARRY = ("variant", "train_mode", "window", "reach", "prefetch_grad", "clean_prefix", "memory_action")
 SHOWN = ("train_mode", "window")  # of those, the ones leaderboard.md shows as columns
 
 
@@ -314,6 +314,7 @@ def plot_state_bytes(state: pd.DataFrame, out: Path) -> Path | None:
         ax.plot(g.index.get_level_values("frame"), g.values / scale, label=block)
     ax.set_xlabel("rollout frame")
     ax.set_ylabel(f"memory state ({name})")
+    ax.set_ylim(bottom=0)  # from zero, so constant and growing states compare at a glance
     ax.set_title("state size vs rollout frame")
     ax.legend(fontsize=7)
     return _save(fig, out)
