@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import struct
+import sys
 import zipfile
 from pathlib import Path
 
@@ -395,6 +396,16 @@ def test_cache_of_another_config_is_a_clear_error(tmp_path, monkeypatch):
     manifest.write_text(json.dumps({**m, "seed": 7}))
     with pytest.raises(DataError, match=rf"{re.escape(str(manifest))}: manifest describes.*delete it"):
         mm.MemoryMaze(cfg)
+
+
+def test_missing_environment_names_the_install_command(tmp_path, monkeypatch):
+    """Episodes not in the cache are rendered; without the environment installed that stops with
+    the pip command (exit 2, no cell), not an ImportError traceback."""
+    monkeypatch.setitem(sys.modules, "memory_maze", None)  # import memory_maze raises ImportError
+    sets = ["blocks=[none]", f"data.cache_dir={tmp_path / 'cache'}", "data.episodes=1", "data.episode_len=16"]
+    res = run(tmp_path, SUITES / "memory_maze.yaml", *(a for s in sets for a in ("--set", s)))
+    assert_refused(res, re.escape(str(SUITES / "memory_maze.yaml")), "memory_maze dataset", "pip install memory-maze")
+    assert_no_results(tmp_path)
 
 
 # --------------------------------------------------------------------------------------------

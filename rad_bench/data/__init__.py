@@ -27,6 +27,10 @@ class DataNotFoundError(DataError, FileNotFoundError):
     """A data folder or file does not exist."""
 
 
+class MissingDependencyError(DataError, ImportError):
+    """Generating episodes needs an environment that is not installed; the message says what to install."""
+
+
 @dataclass(frozen=True)
 class Demand:
     """What a suite asks of its data, checked at load time (before any work) by

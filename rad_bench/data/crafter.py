@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from rad_bench.data import DataConfig, Demand, EvalSet, check_episodes
+from rad_bench.data import DataConfig, Demand, EvalSet, MissingDependencyError, check_episodes
 from rad_bench.data.cache import (
     Arrays,
     EpisodeDataset,
@@ -205,7 +205,7 @@ def make_env(seed: int, daylight: bool) -> Any:
     try:
         import crafter
     except ImportError as e:
-        raise ImportError(
+        raise MissingDependencyError(
             f"the crafter dataset runs the real environment and needs it installed: pip install crafter "
             f"(or the [envs] extra); import failed: {e}"
         ) from e

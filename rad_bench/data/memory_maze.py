@@ -64,7 +64,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from rad_bench.data import DataConfig, Demand, EvalSet, check_episodes
+from rad_bench.data import DataConfig, Demand, EvalSet, MissingDependencyError, check_episodes
 from rad_bench.data.cache import (
     Arrays,
     EpisodeDataset,
@@ -275,7 +275,7 @@ def make_env(maze: int, length: int, seed: int, target_border: bool = False) -> 
     try:
         from memory_maze import tasks
     except ImportError as e:
-        raise ImportError(
+        raise MissingDependencyError(
             f"the memory_maze dataset renders the real environment and needs it installed: "
             f'pip install memory-maze gym "mujoco==3.17.0" (or the [envs] extra); import failed: {e}'
         ) from e
