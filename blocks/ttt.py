@@ -8,7 +8,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from rad_bench.block import MemoryBlock, State
-from rad_bench.ops.ttt import WEIGHTS, check_inner, ttt_dual, ttt_init_state
+from rad_bench.ops.ttt import WEIGHTS, check_inner, ttt_dual, ttt_dual_prefetch, ttt_dual_read, ttt_init_state
 from rad_bench.registry import register_block
 
 
@@ -89,16 +89,40 @@ class TTTBlock(MemoryBlock):
         b, t, n, d = x.shape
         if state is None:
             state = self.init_state(b, n, x.device, x.dtype)
-        acc = state["w1"].dtype
+        h, qkve = self._project(x, action, state["w1"].dtype)
+        z, state = ttt_dual(*qkve, *self._ln(state), state, self.mini_batch, self.inner)
+        return self._output(z, h, x.dtype, b), state
+
+    def prefetch(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State, tuple]:
+        b, t, n, d = x.shape
+        if state is None:
+            state = self.init_state(b, n, x.device, x.dtype)
+        h, qkve = self._project(x, action, state["w1"].dtype)
+        z, state, ctx = ttt_dual_prefetch(*qkve, *self._ln(state), state, self.mini_batch, self.inner)
+        return self._output(z, h, x.dtype, b), state, ctx
+
+    def read(self, x: Tensor, ctx: tuple, action: Tensor) -> Tensor:
+        acc = ctx[0].dtype
+        h, qkve = self._project(x, action, acc)
+        return self._output(ttt_dual_read(*qkve, *self._ln_params(acc), ctx), h, x.dtype, x.shape[0])
+
+    def _project(self, x: Tensor, action: Tensor, acc: torch.dtype) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """Token rows ``h: ((b n), t, d)`` and the inner model's ``q, k, v, eta`` in the state's dtype."""
         h = rearrange(x + action[:, :, None], "b t n d -> (b n) t d")
         q, k, v = rearrange(self.to_qkv(h), "r t (three h e) -> three r h t e", three=3, h=self.heads)
         # paper's learnable inner learning rate: eta_t = base_lr * sigmoid(theta_lr x_t) / e
         eta = self.base_lr * torch.sigmoid(rearrange(self.to_lr(h), "r t h -> r h t")) / q.shape[-1]
-        z, state = ttt_dual(
-            *(u.to(acc) for u in (q, k, v, eta, self.ln_w, self.ln_b)), state, self.mini_batch, self.inner
-        )
-        y = self.post_norm(rearrange(z, "r h t e -> r t (h e)").to(x.dtype))
+        return h, tuple(u.to(acc) for u in (q, k, v, eta))
+
+    def _ln(self, state: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        return self._ln_params(state["w1"].dtype)
+
+    def _ln_params(self, acc: torch.dtype) -> tuple[Tensor, Tensor]:
+        return self.ln_w.to(acc), self.ln_b.to(acc)
+
+    def _output(self, z: Tensor, h: Tensor, dtype: torch.dtype, b: int) -> Tensor:
+        y = self.post_norm(rearrange(z, "r h t e -> r t (h e)").to(dtype))
         if self.to_gate is not None:
             y = y * F.gelu(self.to_gate(h), approximate="tanh")
         y = self.to_out(y)
-        return rearrange(y, "(b n) t d -> b t n d", b=b), state
+        return rearrange(y, "(b n) t d -> b t n d", b=b)

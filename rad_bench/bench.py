@@ -18,11 +18,14 @@ Every number comes from one run on one machine, so ratios never mix devices. Eve
 3. ``train``: steps/s and frames/s of :func:`rad_bench.train.train` per block, FLOPs per step
    (forward + backward, ``FlopCounterMode``: matmuls, convs and attention only) and their rate
    as a fraction of a measured float32 matmul rate.
-4. ``metrics``: frames/s of PSNR, SSIM, LPIPS and I3D features (skipped with a note when the
+4. ``modes``: forward + backward time of one training batch of ``modes_len`` (32) frames for the
+   recurrent blocks, trained ``chunk``-wise, ``frame``-wise with the state prefetch (with and
+   without gradient through it) and by the naive window-after-window loop that defines it.
+5. ``metrics``: frames/s of PSNR, SSIM, LPIPS and I3D features (skipped with a note when the
    weight packages are missing).
 
 On CUDA the rollout is also timed under bf16 autocast (rows with ``dtype = bf16-autocast``).
-Outputs under ``--out``: ``{rollout,scans,train,metrics}-<device>.csv``, ``env.json``,
+Outputs under ``--out``: ``{rollout,scans,train,modes,metrics}-<device>.csv``, ``env.json``,
 ``summary.md`` (ratios with targets, PASS/MISS) and ``rollout_ms_per_frame-<device>.png``.
 """
 
@@ -47,10 +50,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
-from rad_bench.config import BlockSpec, Suite, load_suite
+from rad_bench.config import BlockSpec, Suite, TrainCfg, load_suite
 from rad_bench.data import Dataset, EvalSet
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import VideoDiT, count_params
+from rad_bench.modes import frame_loss_naive, sample_train_levels, training_loss
 from rad_bench.ops import set_suite_impl
 from rad_bench.registry import BLOCKS, list_blocks
 from rad_bench.rollout import RolloutStats, rollout
@@ -59,9 +63,12 @@ from rad_bench.train import train
 from rad_bench.utils import atomic_write_bytes, atomic_write_text, env_info, resolve_device, seed_everything, write_json
 
 SUITE = Path(__file__).resolve().parent.parent / "suites" / "smoke_all.yaml"
-SECTIONS = ("rollout", "scans", "train", "metrics")
+SECTIONS = ("rollout", "scans", "train", "modes", "metrics")
 FP32, BF16 = "float32", "bf16-autocast"
 ROLLOUT_TARGET = 1.15  # max per-frame time ratio 16x / 1x window for constant-state blocks
+FRAME_VS_CHUNK_TARGET = 1.5  # max training-step time ratio, frame-wise (prefetch) / chunk-wise
+NAIVE_VS_FRAME_TARGET = 3.0  # min training-step time ratio, naive window loop / frame-wise (prefetch)
+MODE_BLOCKS = ("lstm_attn", "mamba2", "ttt")  # the recurrent memories RAD's comparison is about
 # (op, fast impl, baseline impl, min speedup of fast over baseline or None)
 SCAN_PAIRS: tuple[tuple[str, str, str, float | None], ...] = (
     ("ssd", "chunked", "sequential", 5.0),
@@ -89,6 +96,7 @@ class Sizes:
     matmul_n: int
     metric_frames: int
     i3d_clips: int
+    modes_len: int = 32  # clip length of the training-mode comparison
     lengths: tuple[int, ...] = (1, 4, 16)  # rollout lengths in windows
     episodes: int = 16  # training worlds to generate (only sampled from here)
 
@@ -100,7 +108,7 @@ FULL = Sizes(
 )  # fmt: skip
 QUICK = Sizes(
     clips=1, sampling_steps=1, reps=1, ssd_len=256, ttt_len=64, lstm_len=64, scan_rows=16, lstm_rows=64,
-    train_batch=4, train_warmup=1, train_steps=2, matmul_n=512, metric_frames=32, i3d_clips=1,
+    train_batch=4, train_warmup=1, train_steps=2, matmul_n=512, metric_frames=32, i3d_clips=1, modes_len=8,
 )  # fmt: skip
 
 
@@ -399,16 +407,21 @@ def matmul_peak(device: str, n: int, reps: int) -> float:
     return 2 * n**3 / time_best(lambda: x @ y, device, max(reps, 3))
 
 
-def train_flops(b: Bench, model: VideoDiT, batch: int, clip_len: int) -> int:
-    """FLOPs of one training step's forward + backward (the optimizer step is not counted)."""
+def train_batch(b: Bench, cfg: TrainCfg, batch: int, clip_len: int) -> tuple[Tensor, ...]:
+    """One training batch ``(frames, actions, levels, noise)`` on the device, drawn as ``train()`` does."""
     g = torch.Generator().manual_seed(0)
     frames, actions = b.data.sample(batch, clip_len, g)
-    k = b.diffusion.sample_levels(frames.shape[:2], b.suite.train.clean_prob, g)
+    k = sample_train_levels(b.diffusion, frames.shape[:2], cfg, g)
     eps = torch.randn(frames.shape, generator=g)
-    frames, actions, k, eps = (t.to(b.device) for t in (frames, actions, k, eps))
+    return tuple(t.to(b.device) for t in (frames, actions, k, eps))
+
+
+def train_flops(b: Bench, model: VideoDiT, batch: int, clip_len: int) -> int:
+    """FLOPs of one training step's forward + backward (the optimizer step is not counted)."""
+    frames, actions, k, eps = train_batch(b, b.suite.train, batch, clip_len)
     counter = FlopCounterMode(display=False)
     with counter:
-        loss = b.diffusion.loss(lambda x, lv: model(x, lv, actions)[0], frames, k, eps)
+        loss = training_loss(model, b.diffusion, frames, actions, k, eps, b.suite.train)
         loss.backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops()
@@ -442,7 +455,47 @@ def bench_train(b: Bench) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------
-#                                   4. Metrics throughput
+#                                   4. Training modes
+# --------------------------------------------------------------------------------------------
+
+
+def mode_rows(b: Bench, spec: BlockSpec) -> list[dict[str, Any]]:
+    """Forward + backward time of one training batch per way of training ``spec``: ``chunk``, ``frame``
+    (prefetch, with and without its gradient) and the naive window-after-window loop it replaces."""
+    batch, length = b.sizes.train_batch or b.suite.train.batch_size, b.sizes.modes_len
+    ways = {
+        "chunk": {"mode": "chunk"},
+        "frame": {"mode": "frame"},
+        "frame (prefetch detached)": {"mode": "frame", "prefetch_grad": False},
+        "naive window loop": {"mode": "frame"},
+    }
+    rows = []
+    for way, update in ways.items():
+        cfg = b.suite.train.model_copy(update=update)
+        seed_everything(0)
+        model = make_model(b.suite.model_copy(update={"train": cfg}), spec, b.data, b.device)
+        frames, actions, k, eps = train_batch(b, cfg, batch, length)
+        if way == "naive window loop":
+            loss_fn = lambda: frame_loss_naive(model, b.diffusion, frames, actions, k, eps)  # noqa: E731
+        else:
+            loss_fn = lambda: training_loss(model, b.diffusion, frames, actions, k, eps, cfg)  # noqa: E731
+
+        def step() -> None:
+            loss_fn().backward()
+            model.zero_grad(set_to_none=True)
+
+        seconds = time_best(step, b.device, b.sizes.reps)
+        rows.append(b.row(block=spec.display, way=way, batch=batch, clip_len=length, s_per_step=seconds))
+        log(f"modes {spec.display:10s} {way:26s} {seconds * 1e3:8.1f} ms/step")
+    return rows
+
+
+def bench_modes(b: Bench) -> list[dict[str, Any]]:
+    return [r for spec in b.suite.blocks if spec.name in MODE_BLOCKS for r in mode_rows(b, spec)]
+
+
+# --------------------------------------------------------------------------------------------
+#                                   5. Metrics throughput
 # --------------------------------------------------------------------------------------------
 
 
@@ -628,12 +681,39 @@ def train_summary(rows: list[dict[str, Any]]) -> list[str]:
     return intro + md_table(head, table)
 
 
+def modes_summary(rows: list[dict[str, Any]]) -> list[str]:
+    table = []
+    for block, rs in group(rows, "block").items():
+        t = {r["way"]: r["s_per_step"] for r in rs}
+        frame_chunk = verdict(t["frame"] / t["chunk"], FRAME_VS_CHUNK_TARGET, at_most=True)
+        naive_frame = verdict(t["naive window loop"] / t["frame"], NAIVE_VS_FRAME_TARGET)
+        table.append(
+            [block, *(f"{1e3 * t[w]:.0f}" for w in t), f"{t['frame'] / t['chunk']:.2f}x", frame_chunk[1],
+             f"{t['frame (prefetch detached)'] / t['chunk']:.2f}x", f"{t['naive window loop'] / t['frame']:.2f}x",
+             naive_frame[1]]
+        )  # fmt: skip
+    r0 = rows[0] if rows else {"batch": "?", "clip_len": "?"}
+    head = ["block", "chunk ms", "frame ms", "frame detached ms", "naive ms", "frame / chunk",
+            f"target <= {FRAME_VS_CHUNK_TARGET}x", "detached / chunk", "naive / frame",
+            f"target >= {NAIVE_VS_FRAME_TARGET}x"]  # fmt: skip
+    intro = [
+        "## 4. Training modes",
+        "",
+        f"Forward + backward of one batch of {r0['batch']} clips x {r0['clip_len']} frames (no optimizer step), "
+        "best of the repetitions. `frame`: RAD's frame-wise training with the state prefetch (one clean pass, then "
+        "every frame denoised in one batch); `naive window loop`: the same loss frame after frame with the state "
+        "handed on (`rad_bench.modes.frame_loss_naive`).",
+        "",
+    ]
+    return intro + md_table(head, table)
+
+
 def metrics_summary(rows: list[dict[str, Any]]) -> list[str]:
     table = [
         [r["metric"], str(r["frames"]), f"{r['frame_size']} → {r['model_input_size']}", g3(r["frames_per_s"])]
         for r in rows
     ]
-    return ["## 4. Metrics throughput", "", *md_table(["metric", "frames", "px (in → model)", "frames/s"], table)]
+    return ["## 5. Metrics throughput", "", *md_table(["metric", "frames", "px (in → model)", "frames/s"], table)]
 
 
 def summary_md(b: Bench, env: dict[str, Any], results: dict[str, list[dict[str, Any]]], wall_s: float) -> str:
@@ -649,7 +729,7 @@ def summary_md(b: Bench, env: dict[str, Any], results: dict[str, list[dict[str, 
         "",
     ]
     lines += rollout_summary(results["rollout"]) + scans_summary(results["scans"])
-    lines += train_summary(results["train"]) + metrics_summary(results["metrics"])
+    lines += train_summary(results["train"]) + modes_summary(results["modes"]) + metrics_summary(results["metrics"])
     lines += ["## Notes", "", *(f"- {n}" for n in notes)] if notes else []
     return "\n".join(lines) + "\n"
 
@@ -662,6 +742,7 @@ RUNNERS: dict[str, Callable[[Bench], list[dict[str, Any]]]] = {
     "rollout": bench_rollout,
     "scans": bench_scans,
     "train": bench_train,
+    "modes": bench_modes,
     "metrics": bench_metrics,
 }
 

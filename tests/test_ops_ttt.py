@@ -114,3 +114,22 @@ def test_mlp_block_forward_equals_steps():
 def test_invalid_inner_raises():
     with pytest.raises(ValueError, match="inner"):
         get_block("ttt")(16, heads=2, inner="transformer")
+
+
+@pytest.mark.parametrize("inner", ["linear", "mlp"])
+@pytest.mark.parametrize("mini_batch", [1, 3, 16])
+def test_frame_read_equals_one_step_from_each_clean_state(inner, mini_batch):
+    """ttt_dual_read (via the block's read) == stepping the noisy frame from each clean state."""
+    from rad_bench.block import MemoryBlock
+
+    torch.manual_seed(0)
+    block = get_block("ttt")(16, heads=2, inner=inner, mini_batch=mini_batch)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    g = torch.Generator().manual_seed(1)
+    x, noisy, a = torch.randn(2, 7, 3, 16, generator=g), torch.randn(2, 7, 3, 16, generator=g), torch.randn(2, 7, 16)
+    state = block(torch.randn(2, 2, 3, 16, generator=g), None, torch.randn(2, 2, 16))[1]  # start mid-mini-batch
+    want = MemoryBlock.read(block, noisy, MemoryBlock.prefetch(block, x, state, a)[2], a)
+    got = block.read(noisy, block.prefetch(x, state, a)[2], a)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

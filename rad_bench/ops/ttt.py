@@ -103,11 +103,14 @@ def _split(state: dict[str, Tensor], inner: str) -> tuple[dict, dict, int]:
     return {k: state[k] for k in names}, {k: state[f"{k}_mb"] for k in names}, int(state["pos"])
 
 
-def _run(step, q, k, v, eta, state, mini_batch: int, inner: str):
-    """Drive ``step(q, k, v, eta, cur, mb) -> (z, cur)`` over mini-batch pieces; update the state."""
+def _run(step, q, k, v, eta, state, mini_batch: int, inner: str, pieces: list | None = None):
+    """Drive ``step(q, k, v, eta, cur, mb) -> (z, cur)`` over mini-batch pieces; update the state.
+    ``pieces`` (if given) receives ``(start, end, cur, mb)``: each piece's weights on entry."""
     cur, mb, pos = _split(state, check_inner(inner))
     zs = []
     for s, e in _chunks(q.shape[2], pos, mini_batch):
+        if pieces is not None:
+            pieces.append((s, e, cur, mb))
         z, cur = step(q[:, :, s:e], k[:, :, s:e], v[:, :, s:e], eta[:, :, s:e], cur, mb)
         zs.append(z)
         pos += e - s
@@ -238,3 +241,58 @@ def ttt_dual(
         return step_fn(q, k, v, eta, cur, mb, ln_w, ln_b)
 
     return _run(step, q, k, v, eta, state, mini_batch, inner)
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Frame-wise training: read from the clean state
+# --------------------------------------------------------------------------------------------
+
+
+def ttt_dual_prefetch(
+    q: Tensor, k: Tensor, v: Tensor, eta: Tensor, ln_w: Tensor, ln_b: Tensor, state: dict[str, Tensor],
+    mini_batch: int, inner: str,
+) -> tuple[Tensor, dict[str, Tensor], tuple]:  # fmt: skip
+    """:func:`ttt_dual` over clean tokens, plus what :func:`ttt_dual_read` needs: the clean ``k, v, eta``
+    and every mini-batch piece's weights on entry (``W`` and ``W_mb``), never per-token weights."""
+    pieces: list = []
+    step_fn = _dual_mlp if inner == "mlp" else _dual_linear
+    z, new = _run(lambda *a: step_fn(*a, ln_w, ln_b), q, k, v, eta, state, mini_batch, inner, pieces)
+    return z, new, (k, v, eta, pieces)
+
+
+def _grads_at(k: Tensor, v: Tensor, mb: dict[str, Tensor], ln_w: Tensor, ln_b: Tensor) -> list[Tensor]:
+    """Per token, ``dl/dZ`` of each layer at ``W_mb`` (linear: [g1]; mlp: [g1, g2]) and the layer-2 input."""
+    z1 = k @ mb["w1"] + mb["b1"]
+    if "w2" not in mb:
+        return [_target_grad(z1, k, v, ln_w, ln_b)]
+    a1 = F.gelu(z1)
+    g2 = _target_grad(a1 @ mb["w2"] + mb["b2"], k, v, ln_w, ln_b)
+    return [(g2 @ mb["w2"].transpose(-1, -2)) * _gelu_grad(z1), g2, a1]
+
+
+def ttt_dual_read(
+    q: Tensor, k: Tensor, v: Tensor, eta: Tensor, ln_w: Tensor, ln_b: Tensor, ctx: tuple
+) -> Tensor:  # fmt: skip
+    """For every (noisy) token ``t`` at once: ``f(q_t; W_t)`` where ``W_t`` is one TTT step on token ``t``
+    from the weights the *clean* tokens ``< t`` left (``ctx`` from :func:`ttt_dual_prefetch`).
+
+    In the dual form that is the clean piece's causal sum with the noisy queries, made strict
+    (``s < t``), plus the noisy token's own gradient term on the diagonal, both at the piece's ``W_mb``."""
+    ck, cv, ceta, pieces = ctx
+    out = []
+    for s, e, cur, mb in pieces:
+        sl = slice(s, e)
+        qn, kn, vn, en = q[:, :, sl], k[:, :, sl], v[:, :, sl], eta[:, :, sl]
+        clean, own = _grads_at(ck[:, :, sl], cv[:, :, sl], mb, ln_w, ln_b), _grads_at(kn, vn, mb, ln_w, ln_b)
+
+        def layer(a_q: Tensor, a_k: Tensor, a_own: Tensor, g: Tensor, g_own: Tensor, w: Tensor, b: Tensor) -> Tensor:
+            hist = torch.tril((a_q @ a_k.transpose(-1, -2) + 1.0) * ceta[:, :, sl, None].transpose(-1, -2), -1)
+            self_term = (en * ((a_q * a_own).sum(-1) + 1.0))[..., None] * g_own
+            return a_q @ w + b - hist @ g - self_term
+
+        zq = layer(qn, ck[:, :, sl], kn, clean[0], own[0], cur["w1"], cur["b1"])
+        if "w2" in cur:
+            aq = F.gelu(zq)
+            zq = layer(aq, clean[2], own[2], clean[1], own[1], cur["w2"], cur["b2"])
+        out.append(qn + _ln(zq, ln_w, ln_b))
+    return torch.cat(out, dim=2) if out else q.clone()
