@@ -129,9 +129,11 @@ class DiTLayer(nn.Module):
         t0: int,
         rope_sp: tuple[Tensor, Tensor],
         prefetch: bool = False,
+        mlp: bool = True,
     ) -> tuple[Tensor, tuple[Tensor, Tensor], State, LayerContext | None]:
         """One layer over ``t`` frames. With ``prefetch`` (clean frames) also return what
-        :meth:`denoise` needs: every frame's temporal keys/values and the memory block's context."""
+        :meth:`denoise` needs: every frame's temporal keys/values and the memory block's context.
+        ``mlp=False`` skips the MLP, whose output nothing reads in the prefetch's last layer."""
         mods = self.ada(cond)[:, :, None].chunk(self.N_MOD, dim=-1)  # 12 x (b, t, 1, d)
         x = self._spatial_branch(x, mods, rope_sp)
         sh, sc, g = mods[3:6]
@@ -147,7 +149,8 @@ class DiTLayer(nn.Module):
         else:
             (y, mem), mctx = self.memory(h, mem, a), None
         x = x + g * y
-        x = self._mlp_branch(x, mods)
+        if mlp:
+            x = self._mlp_branch(x, mods)
         return x, kv, mem, (LayerContext(*keys, mctx) if prefetch else None)
 
     def denoise(
@@ -312,8 +315,9 @@ class VideoDiT(nn.Module):
         levels = torch.zeros(clean.shape[:2], dtype=torch.long, device=clean.device)
         h, cond, a_mem, rope_sp = self._embed(clean, levels, actions)
         kvs, mems, ctxs = [], [], []
-        for layer, kv, mem in zip(self.layers, state.kv, state.mem):
-            h, kv, mem, ctx = layer(h, cond, a_mem, kv, mem, state.t0, rope_sp, prefetch=True)
+        last = len(self.layers) - 1
+        for i, (layer, kv, mem) in enumerate(zip(self.layers, state.kv, state.mem)):
+            h, kv, mem, ctx = layer(h, cond, a_mem, kv, mem, state.t0, rope_sp, prefetch=True, mlp=i < last)
             kvs.append(kv)
             mems.append(mem)
             ctxs.append(ctx)
