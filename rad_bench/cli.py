@@ -18,7 +18,8 @@ app = typer.Typer(
         "Examples:\n\n"
         "  rad-bench run suites/smoke.yaml\n\n"
         "  rad-bench run suites/smoke.yaml --set train.steps=200 --set 'blocks=[none, full_attn]'\n\n"
-        "  rad-bench report results/smoke/20261125-1530-abc1234"
+        "  rad-bench report results/smoke/20261125-1530-abc1234\n\n"
+        "  torchrun --standalone --nproc_per_node 2 -m rad_bench run suites/smoke.yaml   (DDP, batch split over ranks)"
     ),
 )
 
@@ -46,7 +47,8 @@ def run(
     from rad_bench.data import DataError
     from rad_bench.ops import KernelUnavailableError
     from rad_bench.runner import run_suite
-    from rad_bench.train import TrainingDiverged
+    from rad_bench.train import CheckpointError, TrainingDiverged
+    from rad_bench.utils import close_distributed, is_main
 
     try:
         s = load_suite(suite, set_ or [])
@@ -63,11 +65,13 @@ def run(
             progress=progress,
             argv=sys.argv,
         )
-    except (SuiteError, DataError, KernelUnavailableError, TrainingDiverged) as e:
+    except (SuiteError, DataError, KernelUnavailableError, TrainingDiverged, CheckpointError) as e:
         _fail(f"{suite}: {e}")
         return
-    typer.echo((out / "leaderboard.md").read_text())
-    typer.echo(f"results: {out}")
+    if is_main():  # under torchrun one process reports
+        typer.echo((out / "leaderboard.md").read_text())
+        typer.echo(f"results: {out}")
+    close_distributed()
 
 
 @app.command()

@@ -88,10 +88,7 @@ class TrainCfg(_Strict):
     checkpoint_every: int = Field(
         200, ge=0, description="save a resumable training checkpoint every this many steps (0 = off)"
     )
-    ema: float = Field(
-        0.0, ge=0, lt=1, description="EMA decay of the weights, warm-up min(ema, (1+step)/(10+step)); "
-        "rollout uses the EMA weights (0 = off)"
-    )
+    ema: float = Field(0.0, ge=0, lt=1, description="EMA decay, warm-up min(ema, (1+n)/(10+n)); rollout uses EMA")
 
 
 class RolloutCfg(_Strict):

@@ -5,11 +5,17 @@ Layout of a run folder ``results/<suite>/<YYYYmmdd-HHMM>-<sha7>/``::
     suite.resolved.yaml  argv.txt  env.json
     cells/<block>-s<seed>/metrics.csv, stats.json, train_log.csv   (written when the cell is done)
     checkpoints/<block>-s<seed>.pt                                 (git-ignored)
+    checkpoints/<block>-s<seed>.train.pt   (resumable training state; deleted once the cell is done)
+    locks/<block>-s<seed>.lock             (held while a process computes the cell)
     samples/<block>-s<seed>.npz                                    (frames for strips)
     metrics.csv  efficiency.csv  leaderboard.csv  leaderboard.md  figures/
 
 A finished cell is never recomputed: rerunning with ``--resume`` (or ``--run-dir``) skips cells
-whose ``metrics.csv`` exists. Every file is written atomically (temp file + rename).
+whose ``metrics.csv`` exists, and a cell killed mid-training continues from its last
+``train.checkpoint_every`` checkpoint with identical results. Several processes may share one run
+folder: each cell is computed by whichever takes its lock first. Under ``torchrun`` rank 0 picks
+the folder, rolls out, scores and writes; every rank trains (DDP). Every file is written
+atomically (temp file + rename).
 """
 
 from __future__ import annotations

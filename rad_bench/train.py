@@ -1,22 +1,44 @@
-"""Diffusion Forcing training of one model on one dataset."""
+"""Training of one model on one dataset (the loss comes from :mod:`rad_bench.modes`).
+
+Resumable: with ``train.checkpoint_every`` > 0 the full training state (weights, EMA, optimizer,
+step, loss log, every RNG including the data generator) is saved atomically to ``checkpoint``;
+a rerun with the same file continues from it and reproduces the uninterrupted run exactly.
+
+Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``. Every rank draws the
+*global* batch from the same generator and keeps its slice, so N processes see exactly the
+batches of one process; only rank 0 logs and writes the checkpoint.
+"""
 
 from __future__ import annotations
 
+import io
 import math
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from rad_bench.config import TrainCfg
 from rad_bench.data import Dataset
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import VideoDiT
+from rad_bench.modes import sample_train_levels, training_loss
+from rad_bench.utils import all_mean, atomic_write_bytes, is_main, rank, rng_state, set_rng_state, world_size
+
+CHECKPOINT_FORMAT = 1
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+class CheckpointError(RuntimeError):
+    """A training checkpoint cannot be resumed; the message names the file and the fix."""
 
 
 @dataclass
@@ -42,6 +64,121 @@ def lr_at(step: int, cfg: TrainCfg) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
 
+class EMA:
+    """Exponential moving average of a model's floating-point state (integer buffers are copied).
+    Decay warms up as ``min(decay, (1 + step) / (10 + step))`` so early averages are not dominated
+    by the random init."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].lerp_(v, 1 - d)
+            else:
+                self.shadow[k].copy_(v)
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    """Everything that changes during training; a checkpoint is exactly this."""
+
+    model: VideoDiT
+    opt: torch.optim.Optimizer
+    ema: EMA | None
+    g: torch.Generator
+    stats: TrainStats
+    running: list[float]
+
+
+def save_train_state(path: Path, cell: str, cfg: TrainCfg, step: int, s: _State) -> None:
+    """Atomically write the training state after ``step`` steps (tensors, numbers, lists, dicts only)."""
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT, "cell": cell, "train_cfg": cfg.model_dump_json(), "step": step,
+            "model": s.model.state_dict(), "ema": s.ema.shadow if s.ema else {}, "optimizer": s.opt.state_dict(),
+            "stats": {"steps": s.stats.steps, "seconds": s.stats.seconds, "log": [list(x) for x in s.stats.log]},
+            "running": list(s.running), "rng": rng_state(), "data_rng": s.g.get_state(),
+        },
+        buf,
+    )  # fmt: skip
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _read(path: Path, cell: str) -> dict[str, Any]:
+    fix = f"delete it to restart cell {cell} from step 0"
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"not a rad-bench training checkpoint (format {CHECKPOINT_FORMAT})")
+    except Exception as e:  # truncated, corrupt or foreign file: never guess, never silently retrain
+        raise CheckpointError(
+            f"{path}: cannot resume training: the file is truncated, corrupt or not a rad-bench training "
+            f"checkpoint ({type(e).__name__}); {fix}"
+        ) from None
+    return ck
+
+
+def load_train_state(path: Path, cell: str, cfg: TrainCfg, s: _State) -> int:
+    """Restore ``s`` from ``path`` in place; return the step to continue from."""
+    ck = _read(path, cell)
+    if ck["cell"] != cell or ck["train_cfg"] != cfg.model_dump_json():
+        raise CheckpointError(
+            f"{path}: belongs to cell '{ck['cell']}' with train config {ck['train_cfg']}, not cell '{cell}' with "
+            f"{cfg.model_dump_json()}; delete it to restart cell {cell} from step 0"
+        )
+    try:
+        s.model.load_state_dict(ck["model"])
+        s.opt.load_state_dict(ck["optimizer"])
+        if s.ema is not None:
+            s.ema.shadow = {k: v.to(s.ema.shadow[k].device) for k, v in ck["ema"].items()}
+        s.g.set_state(ck["data_rng"])
+        set_rng_state(ck["rng"])
+        st = ck["stats"]
+        s.stats.steps, s.stats.seconds = st["steps"], st["seconds"]
+        s.stats.log = [(int(a), float(b)) for a, b in st["log"]]
+        s.running[:] = ck["running"]
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        raise CheckpointError(
+            f"{path}: cannot resume training ({type(e).__name__}: {e}); delete it to restart cell {cell} from step 0"
+        ) from None
+    return ck["step"]
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Loop
+# --------------------------------------------------------------------------------------------
+
+
+def _batch(data: Dataset, diffusion: Diffusion, cfg: TrainCfg, g: torch.Generator, device: str) -> list[Tensor]:
+    """The global batch from ``g``; under torchrun this rank's slice of it."""
+    frames, actions = data.sample(cfg.batch_size, cfg.clip_len, g)
+    k = sample_train_levels(diffusion, frames.shape[:2], cfg, g)
+    eps = torch.randn(frames.shape, generator=g)
+    per = cfg.batch_size // world_size()
+    sl = slice(rank() * per, (rank() + 1) * per)
+    return [x[sl].to(device) for x in (frames, actions, k, eps)]
+
+
+def _wrap(model: VideoDiT, device: str) -> torch.nn.Module:
+    if world_size() == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [torch.device(device).index] if device.startswith("cuda") else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
 def train(
     model: VideoDiT,
     diffusion: Diffusion,
@@ -52,35 +189,56 @@ def train(
     device: str,
     desc: str = "train",
     progress: bool = True,
+    checkpoint: Path | None = None,
+    cell: str = "",
 ) -> TrainStats:
+    """Train ``model`` in place for ``cfg.steps`` steps (continuing from ``checkpoint`` if it exists);
+    with ``cfg.ema`` > 0 the model ends holding the EMA weights."""
+    if cfg.batch_size % world_size():
+        raise ValueError(f"train.batch_size ({cfg.batch_size}) must be a multiple of the {world_size()} processes")
     model.train()
+    net = _wrap(model, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    g = torch.Generator().manual_seed(seed)
-    stats, running = TrainStats(), []
-    bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, dynamic_ncols=True, leave=False)
+    s = _State(model, opt, EMA(model, cfg.ema) if cfg.ema > 0 else None, torch.Generator().manual_seed(seed),
+               TrainStats(), [])  # fmt: skip
+    start = load_train_state(checkpoint, cell, cfg, s) if checkpoint and checkpoint.is_file() else 0
+    if start and is_main():
+        print(f"rad-bench: {cell}: resumed training from step {start} of {cfg.steps} ({checkpoint})", file=sys.stderr)
+    bar = tqdm(range(start, cfg.steps), desc=desc, disable=not (progress and is_main()), dynamic_ncols=True,
+               leave=False, initial=start, total=cfg.steps)  # fmt: skip
     for step in bar:
         t_start = time.perf_counter()
-        frames, actions = data.sample(cfg.batch_size, cfg.clip_len, g)
-        k = diffusion.sample_levels(frames.shape[:2], cfg.clean_prob, g)
-        eps = torch.randn(frames.shape, generator=g)
-        frames, actions, k, eps = (x.to(device) for x in (frames, actions, k, eps))
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        loss = diffusion.loss(lambda x, lv: model(x, lv, actions)[0], frames, k, eps)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss is {loss.item()} at step {step}: lower train.lr (now {cfg.lr}) or train.grad_clip"
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        stats.seconds += time.perf_counter() - t_start
-        stats.steps += 1
-        running.append(loss.item())
+        loss = _step(net, diffusion, data, cfg, s, step, device)
+        s.stats.seconds += time.perf_counter() - t_start
+        s.stats.steps += 1
+        s.running.append(loss)
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            stats.log.append((step + 1, sum(running) / len(running)))
-            running = []
-            bar.set_postfix(loss=f"{stats.final_loss:.4f}")
+            s.stats.log.append((step + 1, sum(s.running) / len(s.running)))
+            s.running.clear()
+            bar.set_postfix(loss=f"{s.stats.final_loss:.4f}")
+        every = cfg.checkpoint_every
+        if checkpoint and every and ((step + 1) % every == 0 or step + 1 == cfg.steps) and is_main():
+            save_train_state(checkpoint, cell, cfg, step + 1, s)
     model.eval()
-    return stats
+    if s.ema is not None:
+        model.load_state_dict(s.ema.shadow)
+    return s.stats
+
+
+def _step(net: torch.nn.Module, diffusion: Diffusion, data: Dataset, cfg: TrainCfg, s: _State, step: int,
+          device: str) -> float:  # fmt: skip
+    """One optimizer step; returns the loss averaged over ranks."""
+    frames, actions, k, eps = _batch(data, diffusion, cfg, s.g, device)
+    for group in s.opt.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    loss = training_loss(net, diffusion, frames, actions, k, eps, cfg)
+    value = all_mean(loss.detach()).item()  # the same on every rank, so all of them stop together
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"loss is {value} at step {step}: lower train.lr (now {cfg.lr}) or train.grad_clip")
+    s.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.grad_clip)
+    s.opt.step()
+    if s.ema is not None:
+        s.ema.update(s.model, step)
+    return value
