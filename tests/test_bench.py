@@ -49,7 +49,16 @@ def test_rollout_covers_every_block_and_length(out):
 @pytest.mark.slow
 def test_summary_has_ratio_tables(out):
     text = (out / "summary.md").read_text()
-    for heading in ["## 1. Rollout", "## 2. Scans", "## 3. Training", "## 4. Metrics"]:
+    for heading in ["## 1. Rollout", "## 2. Scans", "## 3. Training", "## 4. Training modes", "## 5. Metrics"]:
         assert heading in text
     assert "chunked vs sequential" in text and "dual vs primal" in text and "LSTMCell.scan" in text
     assert "PASS" in text or "MISS" in text
+
+
+@pytest.mark.slow
+def test_modes_compare_every_way_for_the_recurrent_blocks(out):
+    df = pd.read_csv(out / "modes-cpu.csv")
+    assert set(df["block"]) == {"lstm_attn", "mamba2", "ttt"}
+    assert set(df["way"]) == {"chunk", "frame", "frame (prefetch detached)", "naive window loop"}
+    assert (df["s_per_step"] > 0).all()
+    assert "frame / chunk" in (out / "summary.md").read_text()
