@@ -21,6 +21,7 @@ atomically (temp file + rename).
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import sys
@@ -348,6 +349,16 @@ def _lock(run_dir: Path, name: str) -> FileLock:
     return FileLock(str(run_dir / "locks" / f"{name}.lock"))
 
 
+def _stale_temp_files(run_dir: Path, cell: str) -> list[Path]:
+    """Temp files a process killed mid-write left for ``cell`` (safe to delete under its lock)."""
+    pattern = f".{glob.escape(cell)}.*.tmp"  # names like "none[mode=chunk]-s0" hold glob brackets
+    return [
+        *(run_dir / "checkpoints").glob(pattern),
+        *(run_dir / "samples").glob(pattern),
+        *(run_dir / "cells" / cell).glob(".*.tmp"),
+    ]
+
+
 @contextmanager
 def _claimed(ctx: RunContext, cell: str, wait: bool) -> Iterator[str]:
     """Hold ``locks/<cell>.lock`` while the cell runs, so processes sharing a run folder never
@@ -363,8 +374,8 @@ def _claimed(ctx: RunContext, cell: str, wait: bool) -> Iterator[str]:
             status = "busy"
     status = broadcast_object(status)
     try:
-        if status == "run" and is_main():  # temp files of a process killed mid-write
-            for tmp in (ctx.run_dir / "checkpoints").glob(f".{cell}.*.tmp"):
+        if status == "run" and is_main():
+            for tmp in _stale_temp_files(ctx.run_dir, cell):
                 tmp.unlink(missing_ok=True)
         yield status
     finally:

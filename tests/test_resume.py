@@ -111,6 +111,9 @@ def test_killed_three_times_resumes_exactly(suite_file, reference, tmp_path):
     (cell, step, total), *_ = RESUMED.findall(rerun.stderr.read())
     assert cell == "none-s0" and 0 < int(step) < int(total) == STEPS, step
 
+    for half in ["checkpoints/.full_attn-s0.train.pt.x.tmp", "cells/full_attn-s0/.metrics.csv.y.tmp"]:
+        (run_dir / half).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / half).write_bytes(b"as a kill mid-write leaves them")
     err = finish(start(suite_file, run_dir))
     assert "running cell none-s0" not in err  # a finished cell is never recomputed
     assert ("full_attn-s0", str(STEPS), str(STEPS)) in RESUMED.findall(err) or not (
@@ -150,3 +153,18 @@ def test_damaged_checkpoint_is_a_clear_error(suite_file, reference, tmp_path, da
 def test_final_checkpoint_loads_weights_only(reference):
     ck = torch.load(reference / "checkpoints" / "full_attn-s0.pt", weights_only=True)
     assert "model" in ck
+
+
+def test_ema_warmup():
+    """Decay min(ema, (1 + step) / (10 + step)): 0.1 at step 0, the configured value later."""
+    from rad_bench.train import EMA
+
+    m = torch.nn.Linear(2, 2)
+    w0 = m.weight.detach().clone()
+    ema = EMA(m, 0.999)
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    ema.update(m, 0)
+    torch.testing.assert_close(ema.shadow["weight"], 0.1 * w0 + 0.9 * (w0 + 1))
+    ema.update(m, 10**6)
+    torch.testing.assert_close(ema.shadow["weight"], 0.999 * (0.1 * w0 + 0.9 * (w0 + 1)) + 0.001 * (w0 + 1))
