@@ -420,7 +420,8 @@ def run_suite(
     run_dir = _on_main(lambda: _start_run_dir(suite, run_dir, resume, limited, results_root, argv, device))
     ctx = RunContext(suite, run_dir, device, limited, progress and is_main(), git_sha())
     cells = expand_cells(suite)
-    todo = [c for c in cells if not (run_dir / "cells" / c.name / "metrics.csv").is_file()]
+    done = _on_main(lambda: {c.name for c in cells if (run_dir / "cells" / c.name / "metrics.csv").is_file()})
+    todo = [c for c in cells if c.name not in done]  # rank 0's view: every rank walks the same list
     if is_main():
         print(f"rad-bench: {run_dir} ({len(todo)} of {len(cells)} cells to run)", file=sys.stderr)
     pending: list[tuple[str, Callable[[], None]]] = []  # cells another process held when we reached them
