@@ -382,15 +382,15 @@ def sample_strip(run_dir: Path, out: Path, reach: int, clip: int = 0, max_frames
     idx = np.linspace(0, gen_len - 1, min(max_frames, gen_len)).round().astype(int)
     tags = tag_frames(ref["places"][clip].tolist(), context, reach)
     s = ref["truth"].shape[2]
-    pad, label_w = 2, 90
     rows = [("ground truth", ref["truth"][clip, context:][idx])] + [
         (b, np.load(f)["generated"][clip][idx]) for b, f in first_seed.items()
     ]
+    pad, label_w = 2, max(90, 6 * max(len(name) for name, _ in rows) + 8)  # the default font is ~6 px a character
     img = Image.new("RGB", (label_w + len(idx) * (s + 2 * pad), len(rows) * (s + 2 * pad) + 14), "white")
     draw = ImageDraw.Draw(img)
     for r, (name, frames) in enumerate(rows):
         y = 14 + r * (s + 2 * pad)
-        draw.text((2, y + s // 2 - 5), name[:14], fill="black")
+        draw.text((2, y + s // 2 - 5), name, fill="black")
         for c, (fi, frame) in enumerate(zip(idx, frames)):
             x = label_w + c * (s + 2 * pad)
             if r == 0:
@@ -408,11 +408,12 @@ def _gif_frame(columns: list[tuple[str, np.ndarray]], t: int, tag: str, scale: i
     """One GIF frame: a labelled tile per column, the ground-truth tile framed in its tag colour."""
     h, w = columns[0][1].shape[1] * scale, columns[0][1].shape[2] * scale
     pad, gap, top, bottom = 3, 6, 14, 14
-    img = Image.new("RGB", (len(columns) * (w + 2 * pad + gap), top + h + 2 * pad + bottom), "white")
+    col = max(w + 2 * pad, 6 * max(len(name) for name, _ in columns) + 2)  # room for the full label
+    img = Image.new("RGB", (len(columns) * (col + gap), top + h + 2 * pad + bottom), "white")
     draw = ImageDraw.Draw(img)
     for i, (name, frames) in enumerate(columns):
-        x = i * (w + 2 * pad + gap)
-        draw.text((x + 1, 1), name[: max(4, (w + 2 * pad) // 6)], fill="black")
+        x = i * (col + gap)
+        draw.text((x + 1, 1), name, fill="black")
         if i == 0:
             draw.rectangle([x, top, x + w + 2 * pad - 1, top + h + 2 * pad - 1], fill=TAG_COLORS[tag])
         img.paste(_image(frames[t]).resize((w, h), Image.NEAREST), (x + pad, top + pad))
