@@ -40,7 +40,7 @@ import math
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,16 @@ from rad_bench.registry import BLOCKS, list_blocks
 from rad_bench.rollout import RolloutStats, rollout
 from rad_bench.runner import EVAL_NOISE_SEED, make_dataset, make_model, model_config
 from rad_bench.train import train
-from rad_bench.utils import atomic_write_bytes, atomic_write_text, env_info, resolve_device, seed_everything, write_json
+from rad_bench.utils import (
+    atomic_write_bytes,
+    atomic_write_text,
+    env_info,
+    peak_kind,
+    peak_memory,
+    resolve_device,
+    seed_everything,
+    write_json,
+)
 
 SUITE = Path(__file__).resolve().parent.parent / "suites" / "smoke_all.yaml"
 SECTIONS = ("rollout", "scans", "train", "modes", "metrics")
@@ -176,33 +185,10 @@ def device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
-def max_rss_bytes() -> int:
-    """Peak resident set size of this process so far (Linux reports KiB, macOS bytes)."""
-    import resource
-
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss if sys.platform == "darwin" else rss * 1024
-
-
-def peak_kind(device: str) -> str:
-    return "cuda_max_allocated" if is_cuda(device) else "cpu_maxrss_growth_process_wide"
-
-
 def autocast(device: str, dtype: str) -> contextlib.AbstractContextManager:
     if dtype == FP32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-
-
-@contextlib.contextmanager
-def peak_memory(device: str) -> Iterator[list[int]]:
-    """Yields a one-item list that holds, on exit, the peak memory (bytes) of the enclosed code."""
-    out = [0]
-    if is_cuda(device):
-        torch.cuda.reset_peak_memory_stats(device)
-    rss0 = max_rss_bytes()
-    yield out
-    out[0] = torch.cuda.max_memory_allocated(device) if is_cuda(device) else max_rss_bytes() - rss0
 
 
 # --------------------------------------------------------------------------------------------

@@ -57,6 +57,8 @@ from rad_bench.utils import (
     git_sha,
     init_distributed,
     is_main,
+    peak_kind,
+    peak_memory,
     resolve_device,
     seed_everything,
     world_size,
@@ -298,7 +300,8 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
         return  # rank 0 alone rolls out, scores and writes; the others wait at the cell's barrier
     _save_checkpoint(ctx, c, model)
 
-    generated, rstats = _roll_out(ctx, model, diffusion, cell)
+    with peak_memory(ctx.device) as peak:
+        generated, rstats = _roll_out(ctx, model, diffusion, cell)
     ev = ctx.eval_set
     assert ev is not None
     rows = score_frames(generated, ev.frames[:, r.context :], ev.places, context=r.context, reach=model.cfg.reach,
@@ -318,6 +321,7 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
         "train_steps": tstats.steps, "train_step_s": tstats.step_s, "train_loss_final": tstats.final_loss,
         "rollout_frames_per_s": rstats.frames_per_s, "state_bytes_final": rstats.state_bytes[-1],
         "state_bytes_first": rstats.state_bytes[0], "state_growth": BLOCKS.get(spec.name).state_growth,
+        "peak_memory_bytes": peak[0], "peak_memory_kind": peak_kind(ctx.device),
     }  # fmt: skip
     state_rows = [
         {"block": c.label, "seed": seed, "frame": i, "state_bytes": n} for i, n in enumerate(rstats.state_bytes)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import random
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +219,38 @@ def all_mean(x: Any) -> Any:
     y = x.detach().clone()
     dist.all_reduce(y)
     return y / world_size()
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Peak memory
+# --------------------------------------------------------------------------------------------
+
+
+def max_rss_bytes() -> int:
+    """Peak resident set size of this process so far (Linux reports KiB, macOS bytes)."""
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024
+
+
+def peak_kind(device: str) -> str:
+    """What :func:`peak_memory` measures on ``device`` (written next to every peak-memory number)."""
+    return "cuda_max_allocated" if device.startswith("cuda") else "cpu_maxrss_growth_process_wide"
+
+
+@contextlib.contextmanager
+def peak_memory(device: str) -> Iterator[list[int]]:
+    """Yields a one-item list that holds, on exit, the peak memory (bytes) of the enclosed code:
+    ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the growth of the process-wide peak RSS
+    (0 when the code did not raise the process's peak)."""
+    import torch
+
+    out = [0]
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    rss0 = max_rss_bytes()
+    yield out
+    out[0] = torch.cuda.max_memory_allocated(device) if cuda else max_rss_bytes() - rss0

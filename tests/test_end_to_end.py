@@ -105,3 +105,11 @@ def test_sweep_runs_every_block_at_every_point(tmp_path):
     assert set(state["block"]) == set(df["block"]) and len(state) == 4 * 6  # 6 generated frames per cell
     params = df.groupby("block")["params_total"].first()
     assert params["none[mode=chunk]"] == params["none[mode=frame]"]  # modes change training, not the model
+
+
+def test_efficiency_records_peak_memory_and_state(run_dir):
+    eff = pd.read_csv(run_dir / "efficiency.csv")
+    assert (eff["peak_memory_bytes"] >= 0).all() and set(eff["peak_memory_kind"]) == {"cpu_maxrss_growth_process_wide"}
+    full = eff.set_index("block").loc["full_attn"]
+    assert full["state_bytes_final"] > full["state_bytes_first"]  # the growing KV cache is visible
+    assert "peak memory" in (run_dir / "report.md").read_text()
