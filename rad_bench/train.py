@@ -208,7 +208,10 @@ def train(
                leave=False, initial=start, total=cfg.steps)  # fmt: skip
     for step in bar:
         t_start = time.perf_counter()
-        loss = _step(net, diffusion, data, cfg, s, step, device)
+        try:
+            loss = _step(net, diffusion, data, cfg, s, step, device)
+        except TrainingDiverged as e:
+            raise TrainingDiverged(f"{cell or desc}: {e}") from None
         s.stats.seconds += time.perf_counter() - t_start
         s.stats.steps += 1
         s.running.append(loss)
