@@ -416,6 +416,10 @@ def test_missing_environment_names_the_install_command(tmp_path, monkeypatch):
 def test_nan_loss_stops_with_the_step_and_a_hint(tmp_path):
     res = run(tmp_path, FIXTURES / "tiny.yaml", "--set", "blocks=[none]", "--set", "train.lr=1e30")
     assert_refused(
-        res, re.escape(str(FIXTURES / "tiny.yaml")), r"none-s0: loss is (nan|inf) at step \d+", r"lower train\.lr", "grad_clip"
+        res,
+        re.escape(str(FIXTURES / "tiny.yaml")),
+        r"none-s0: loss is (nan|inf) at step \d+",
+        r"lower train\.lr",
+        "grad_clip",
     )
     assert_no_results(tmp_path)
