@@ -43,8 +43,7 @@ class FullAttention(MemoryBlock):
         b, t, n, d = x.shape
         if state is None:
             state = self.init_state(b, n, x.device, x.dtype)
-        h = x + action[:, :, None]
-        q, k, v = rearrange(self.to_qkv(h), "b t n (three h e) -> three (b n) h t e", three=3, h=self.heads)
+        q, k, v = self._qkv(x, action)
         k, v = torch.cat([state["k"], k], dim=2), torch.cat([state["v"], v], dim=2)
         past = k.shape[2] - t
         # new frame i sees every cached frame and the new frames j <= i
@@ -52,6 +51,12 @@ class FullAttention(MemoryBlock):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = self.to_out(rearrange(y, "(b n) h t e -> b t n (h e)", b=b))
         return y, {"k": k, "v": v}
+
+    def _qkv(self, x: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per spatial token ``(b n)``: q, k, v of every frame, with the action added to the input."""
+        q, k, v = rearrange(self.to_qkv(x + action[:, :, None]), "b t n (three h e) -> three (b n) h t e", three=3,
+                            h=self.heads)  # fmt: skip
+        return q, k, v
 
     def prefetch(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State, State]:
         y, new = self(x, state, action)
@@ -61,8 +66,7 @@ class FullAttention(MemoryBlock):
         """Noisy frame i sees the cached frames, the clean frames j < i and itself."""
         assert ctx is not None
         b, t, n, d = x.shape
-        q, k, v = rearrange(self.to_qkv(x + action[:, :, None]), "b t n (three h e) -> three (b n) h t e", three=3,
-                            h=self.heads)  # fmt: skip
+        q, k, v = self._qkv(x, action)
         past = ctx["k"].shape[2] - t
         clean = torch.ones(t, ctx["k"].shape[2], dtype=torch.bool, device=x.device).tril(diagonal=past - 1)
         own = torch.eye(t, dtype=torch.bool, device=x.device)

@@ -114,18 +114,22 @@ class Mamba2Block(MemoryBlock):
         b, t, n, d = x.shape
         if state is None:
             state = self.init_state(b, n, x.device, x.dtype)
-        u = rearrange(x + action[:, :, None], "b t n d -> (b n) t d")  # the scan runs along t per token
-        z, xbc, dt = self.in_proj(u).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
+        z, xbc, dt = self._in_proj(x, action)
         xbc, conv = causal_conv1d_ref(
             xbc.transpose(1, 2), self.conv1d.weight[:, 0], self.conv1d.bias, state["conv"]
         )  # (b n, conv_dim, t), SiLU applied
-        y, ssm = self._scan(xbc.transpose(1, 2), dt, state["ssm"])  # (b n, t, e)
+        y, ssm = self._scan(*self._ssm_inputs(xbc.transpose(1, 2), dt), state["ssm"])  # (b n, t, e)
         y = self.out_proj(self.norm(y, z))
         return rearrange(y, "(b n) t d -> b t n d", b=b), {"ssm": ssm, "conv": conv}
 
-    def _scan(self, xbc: Tensor, dt: Tensor, ssm: Tensor) -> tuple[Tensor, Tensor]:
-        """``xbc: (B, t, conv_dim)``, ``dt: (B, t, h)`` raw -> ``y: (B, t, e)`` and the new SSM state."""
-        xs, B, C, dt, A = self._ssm_inputs(xbc, dt)
+    def _in_proj(self, x: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(z, xBC, dt)`` per token row ``(b n)``: the scan runs along t for each spatial token."""
+        u = rearrange(x + action[:, :, None], "b t n d -> (b n) t d")
+        z, xbc, dt = self.in_proj(u).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
+        return z, xbc, dt
+
+    def _scan(self, xs: Tensor, B: Tensor, C: Tensor, dt: Tensor, A: Tensor, ssm: Tensor) -> tuple[Tensor, Tensor]:
+        """The SSD scan on :meth:`_ssm_inputs` -> ``y: (B, t, e)`` and the new SSM state."""
         y, ssm = ssd(xs, dt, A, B, C, self.chunk_size, ssm)
         y = y + xs * self.D[:, None]  # D skip connection (paper §7, as in Mamba)
         return rearrange(y, "b t h p -> b t (h p)"), ssm
@@ -148,15 +152,13 @@ class Mamba2Block(MemoryBlock):
         b, t, n, d = x.shape
         if state is None:
             state = self.init_state(b, n, x.device, x.dtype)
-        u = rearrange(x + action[:, :, None], "b t n d -> (b n) t d")
-        z, xbc_raw, dt_raw = self.in_proj(u).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
+        z, xbc_raw, dt_raw = self._in_proj(x, action)
         xbc, conv = causal_conv1d_ref(
             xbc_raw.transpose(1, 2), self.conv1d.weight[:, 0], self.conv1d.bias, state["conv"]
         )
-        xbc = xbc.transpose(1, 2)
-        y, ssm = self._scan(xbc, dt_raw, state["ssm"])
+        xs, B, C, dt, A = self._ssm_inputs(xbc.transpose(1, 2), dt_raw)
+        y, ssm = self._scan(xs, B, C, dt, A, state["ssm"])
         y = rearrange(self.out_proj(self.norm(y, z)), "(b n) t d -> b t n d", b=b)
-        xs, B, _, dt, A = self._ssm_inputs(xbc, dt_raw)
         ctx = {
             "conv_in": torch.cat([state["conv"].to(xbc_raw.dtype), xbc_raw.transpose(1, 2)], dim=-1),
             "cum": torch.cumsum(dt * A, dim=1),  # (B, t, h)
@@ -175,8 +177,7 @@ class Mamba2Block(MemoryBlock):
         the SSD "attention" form with the noisy frame's ``C`` as query over the clean ``B``/``x``.
         The conv of frame j sees the ``d_conv - 1`` clean inputs before it and its own."""
         b, t = x.shape[:2]
-        u = rearrange(x + action[:, :, None], "b t n d -> (b n) t d")
-        z, xbc_raw, dt_raw = self.in_proj(u).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
+        z, xbc_raw, dt_raw = self._in_proj(x, action)
         w, k = self.conv1d.weight[:, 0], self.d_conv
         past = ctx["conv_in"].unfold(-1, k - 1, 1)[:, :, :t]  # (B, c, t, k-1): inputs j .. j+k-2
         conv = (past * w[:, None, : k - 1]).sum(-1) + xbc_raw.transpose(1, 2) * w[:, k - 1, None]

@@ -90,7 +90,7 @@ class TTTBlock(MemoryBlock):
         if state is None:
             state = self.init_state(b, n, x.device, x.dtype)
         h, qkve = self._project(x, action, state["w1"].dtype)
-        z, state = ttt_dual(*qkve, *self._ln(state), state, self.mini_batch, self.inner)
+        z, state = ttt_dual(*qkve, *self._ln(state["w1"].dtype), state, self.mini_batch, self.inner)
         return self._output(z, h, x.dtype, b), state
 
     def prefetch(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State, tuple]:
@@ -98,13 +98,13 @@ class TTTBlock(MemoryBlock):
         if state is None:
             state = self.init_state(b, n, x.device, x.dtype)
         h, qkve = self._project(x, action, state["w1"].dtype)
-        z, state, ctx = ttt_dual_prefetch(*qkve, *self._ln(state), state, self.mini_batch, self.inner)
+        z, state, ctx = ttt_dual_prefetch(*qkve, *self._ln(state["w1"].dtype), state, self.mini_batch, self.inner)
         return self._output(z, h, x.dtype, b), state, ctx
 
     def read(self, x: Tensor, ctx: tuple, action: Tensor) -> Tensor:
         acc = ctx[0].dtype
         h, qkve = self._project(x, action, acc)
-        return self._output(ttt_dual_read(*qkve, *self._ln_params(acc), ctx), h, x.dtype, x.shape[0])
+        return self._output(ttt_dual_read(*qkve, *self._ln(acc), ctx), h, x.dtype, x.shape[0])
 
     def _project(self, x: Tensor, action: Tensor, acc: torch.dtype) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Token rows ``h: ((b n), t, d)`` and the inner model's ``q, k, v, eta`` in the state's dtype."""
@@ -114,10 +114,8 @@ class TTTBlock(MemoryBlock):
         eta = self.base_lr * torch.sigmoid(rearrange(self.to_lr(h), "r t h -> r h t")) / q.shape[-1]
         return h, tuple(u.to(acc) for u in (q, k, v, eta))
 
-    def _ln(self, state: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        return self._ln_params(state["w1"].dtype)
-
-    def _ln_params(self, acc: torch.dtype) -> tuple[Tensor, Tensor]:
+    def _ln(self, acc: torch.dtype) -> tuple[Tensor, Tensor]:
+        """The inner model's LN weight and bias in the state's accumulation dtype."""
         return self.ln_w.to(acc), self.ln_b.to(acc)
 
     def _output(self, z: Tensor, h: Tensor, dtype: torch.dtype, b: int) -> Tensor:

@@ -335,14 +335,16 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _concat_csv(files: list[Path]) -> str:
+    """The CSV files of the cells one after the other, under the first one's header."""
+    return "".join(f.read_text() if i == 0 else f.read_text().split("\n", 1)[1] for i, f in enumerate(files))
+
+
 def _combine(run_dir: Path) -> None:
-    cells = sorted((run_dir / "cells").glob("*/metrics.csv"))
-    text = "".join(f.read_text() if i == 0 else f.read_text().split("\n", 1)[1] for i, f in enumerate(cells))
-    atomic_write_text(run_dir / "metrics.csv", text)
+    atomic_write_text(run_dir / "metrics.csv", _concat_csv(sorted((run_dir / "cells").glob("*/metrics.csv"))))
     states = sorted((run_dir / "cells").glob("*/state.csv"))
     if states:  # state bytes after each generated frame, per cell (the efficiency figure)
-        text = "".join(f.read_text() if i == 0 else f.read_text().split("\n", 1)[1] for i, f in enumerate(states))
-        atomic_write_text(run_dir / "state.csv", text)
+        atomic_write_text(run_dir / "state.csv", _concat_csv(states))
     stats = [json.loads(f.read_text()) for f in sorted((run_dir / "cells").glob("*/stats.json"))]
     if stats:
         atomic_write_text(run_dir / "efficiency.csv", _csv_text(stats))
