@@ -102,7 +102,17 @@ class RolloutCfg(_Strict):
 
 
 class LeaderboardCfg(_Strict):
+    """How the leaderboard is sorted and which block every other block is paired against.
+
+    ``baseline`` is the block every other block is paired against (per seed and clip, on the same
+    evaluation episodes; within the same sweep point in sweeps). Default: ``none`` when the suite has it,
+    else no paired comparison.
+    """
+
     sort_by: str = "psnr_revisit"
+    baseline: str | None = Field(
+        None, description="the block every other block is paired against; default: `none` when the suite has it"
+    )
 
 
 class Suite(_Strict):

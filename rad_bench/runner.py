@@ -44,9 +44,11 @@ from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import PRESETS, DiTConfig, VideoDiT, block_params, build_model, count_params, matched_config
 from rad_bench.modes import attention_for
 from rad_bench.ops import set_suite_impl
+from rad_bench.reference import REFERENCES
 from rad_bench.registry import BLOCKS, DATASETS
 from rad_bench.rollout import RolloutStats, rollout
-from rad_bench.score import score_frames, score_sets
+from rad_bench.score import frame_tags, score_frames, score_sets
+from rad_bench.tags import Reach
 from rad_bench.train import train
 from rad_bench.utils import (
     atomic_write_bytes,
@@ -207,7 +209,10 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
 
 
-def _write_samples(path: Path, ev: EvalSet, generated: torch.Tensor, context: int, clips: int = 4) -> None:
+def _write_samples(
+    path: Path, ev: EvalSet, generated: torch.Tensor, context: int, tags: list[list[tuple[str, int | None]]],
+    clips: int = 4,
+) -> None:  # fmt: skip
     buf = io.BytesIO()
     np.savez_compressed(
         buf,
@@ -215,6 +220,7 @@ def _write_samples(path: Path, ev: EvalSet, generated: torch.Tensor, context: in
         generated=_to_uint8(generated[:clips]),
         places=ev.places[:clips].numpy(),
         context=np.array(context),
+        tags=np.array([[tag for tag, _ in clip] for clip in tags[:clips]]),
     )
     atomic_write_bytes(path, buf.getvalue())
 
@@ -266,6 +272,7 @@ class Cell:
     spec: BlockSpec
     seed: int
     variant: str  # e.g. "mode=chunk"; "" without a sweep
+    reference: bool = False  # a reference row (rad_bench.reference): scored, never trained
 
     @property
     def label(self) -> str:
@@ -278,13 +285,48 @@ class Cell:
 
 
 def expand_cells(suite: Suite) -> list[Cell]:
-    """Seeds x sweep points x blocks, seed-major so one seed's data is loaded once."""
+    """Seeds x (sweep points x blocks, then the reference rows), seed-major so one seed's data is
+    loaded once. Reference rows cannot depend on a sweep (data and rollout are never swept), so
+    they are scored once per seed, at the suite's unswept settings."""
+    refs = [BlockSpec(name=name) for name in REFERENCES]
     return [
-        Cell(variant_suite, spec, seed, label)
+        cell
         for seed in suite.seeds
-        for label, variant_suite in variants(suite)
-        for spec in suite.blocks
+        for cell in (
+            *(Cell(vs, spec, seed, label) for label, vs in variants(suite) for spec in suite.blocks),
+            *(Cell(suite, spec, seed, "", reference=True) for spec in refs),
+        )
     ]
+
+
+def reach_of(cfg: DiTConfig) -> Reach:
+    """The attention reach the revisit tags use: the sliding reach, or the chunk for chunk attention."""
+    return Reach(cfg.reach, cfg.window if cfg.attention == "chunk" else None)
+
+
+def _common(ctx: RunContext, c: Cell, cfg: DiTConfig, impl: str, params: tuple[int, int]) -> dict[str, Any]:
+    """The columns every metrics row of a cell carries (learned and reference cells alike, in one order)."""
+    suite = c.suite
+    return {
+        "suite": suite.name, "suite_version": suite.version, "run": ctx.run_dir.name, "block": c.label,
+        "block_name": c.spec.name, "variant": c.variant, "seed": c.seed, "reference": c.reference,
+        "train_mode": suite.train.mode, "prefetch_grad": suite.train.prefetch_grad,
+        "clean_prefix": suite.train.clean_prefix, "memory_action": suite.model.memory_action,
+        "window": suite.model.window, "attention": cfg.attention, "reach": cfg.reach, "impl": impl,
+        "params_block": params[0], "params_total": params[1], "limited": ctx.limited, "git_sha": ctx.git_sha,
+    }  # fmt: skip
+
+
+def _score(
+    ctx: RunContext, c: Cell, cfg: DiTConfig, generated: torch.Tensor
+) -> tuple[list[dict[str, Any]], list[list[tuple[str, int | None]]]]:
+    """Rows of every metric for ``generated`` (per frame, tagged from the context; and per set)."""
+    ev, r = ctx.eval_set, c.suite.rollout
+    assert ev is not None
+    tags = frame_tags(ev.places, r.context, reach_of(cfg))
+    rows = score_frames(generated, ev.frames[:, r.context :], tags, metrics=c.suite.metrics)
+    rows += score_sets(generated, ev.frames, metrics=c.suite.metrics, bucket=r.fvd_bucket, batches=r.fvd_batches)
+    return rows, tags
 
 
 def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
@@ -302,21 +344,11 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
 
     with peak_memory(ctx.device) as peak:
         generated, rstats = _roll_out(ctx, model, diffusion, cell)
-    ev = ctx.eval_set
-    assert ev is not None
-    rows = score_frames(generated, ev.frames[:, r.context :], ev.places, context=r.context, reach=model.cfg.reach,
-                        metrics=suite.metrics)  # fmt: skip
-    rows += score_sets(generated, ev.frames, metrics=suite.metrics, bucket=r.fvd_bucket, batches=r.fvd_batches)
-    _write_samples(ctx.run_dir / "samples" / f"{cell}.npz", ev, generated, r.context)
+    rows, tags = _score(ctx, c, model.cfg, generated)
+    assert ctx.eval_set is not None
+    _write_samples(ctx.run_dir / "samples" / f"{cell}.npz", ctx.eval_set, generated, r.context, tags)
 
-    common = {
-        "suite": suite.name, "suite_version": suite.version, "run": ctx.run_dir.name, "block": c.label,
-        "block_name": spec.name, "variant": c.variant, "seed": seed, "train_mode": suite.train.mode,
-        "prefetch_grad": suite.train.prefetch_grad, "clean_prefix": suite.train.clean_prefix,
-        "memory_action": suite.model.memory_action, "window": suite.model.window, "reach": model.cfg.reach,
-        "impl": impl, "params_block": block_params(model), "params_total": count_params(model), "limited": ctx.limited,
-        "git_sha": ctx.git_sha,
-    }  # fmt: skip
+    common = _common(ctx, c, model.cfg, impl, (block_params(model), count_params(model)))
     stats = {
         "train_steps": tstats.steps, "train_step_s": tstats.step_s, "train_loss_final": tstats.final_loss,
         "rollout_frames_per_s": rstats.frames_per_s, "state_bytes_final": rstats.state_bytes[-1],
@@ -328,6 +360,21 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
     ]
     atomic_write_text(ctx.run_dir / "cells" / cell / "state.csv", _csv_text(state_rows))
     _write_cell(ctx, cell, common, stats, tstats.log, rows)
+
+
+def run_reference_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
+    """A reference row (``copy_last``, ``recall_oracle``): no model, no training; its frames come
+    from the context alone and are scored by the same code as every learned cell."""
+    if not is_main():
+        return
+    ev, r = ctx.eval_set, c.suite.rollout
+    assert ev is not None
+    generated = REFERENCES[c.spec.name](ev.frames, ev.places, r.context, r.horizon)
+    cfg = model_config(c.suite, data)
+    rows, tags = _score(ctx, c, cfg, generated)
+    _write_samples(ctx.run_dir / "samples" / f"{c.name}.npz", ev, generated, r.context, tags)
+    common = _common(ctx, c, cfg, "none", (0, 0))
+    atomic_write_text(ctx.run_dir / "cells" / c.name / "metrics.csv", _csv_text([{**common, **row} for row in rows]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,8 +484,9 @@ def run_suite(
             datasets = {c.seed: make_dataset(suite, c.seed)}  # one seed's training data in memory at a time
         if ctx.eval_set is None:
             ctx.eval_set = datasets[c.seed].eval_set(suite.rollout.clips, suite.rollout.context, suite.rollout.horizon)
-        if not _run_locked(ctx, c.name, lambda c=c: run_cell(ctx, c, datasets[c.seed]), wait=False):
-            pending.append((c.name, lambda c=c: run_cell(ctx, c, make_dataset(suite, c.seed))))
+        run = run_reference_cell if c.reference else run_cell
+        if not _run_locked(ctx, c.name, lambda c=c, run=run: run(ctx, c, datasets[c.seed]), wait=False):
+            pending.append((c.name, lambda c=c, run=run: run(ctx, c, make_dataset(suite, c.seed))))
     for cell, job in pending:  # wait for the other process; run the cell if it died meanwhile
         _run_locked(ctx, cell, job, wait=True)
     if is_main():

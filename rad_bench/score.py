@@ -3,19 +3,23 @@ metrics (FVD) per horizon bucket. Every row carries the metric's protocol string
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from rad_bench.metrics import get_metric
-from rad_bench.tags import tag_frames
+from rad_bench.tags import Reach, tag_frames_with_gap
 
 
 def protocol(name: str, **counts: Any) -> str:
     """What a number means: weights hash, sizes, counts. Stamped on every row of that metric."""
     if name == "psnr":
-        return "[0,1] data_range=1"
+        from rad_bench.metrics.frame import PSNR_MAX
+
+        return f"[0,1] data_range=1 max={PSNR_MAX:g}dB"
     if name == "ssim":
         return "gaussian 11x11 sigma=1.5 K=(0.01,0.03) valid-region [0,1]"
     if name == "lpips":
@@ -31,35 +35,46 @@ def protocol(name: str, **counts: Any) -> str:
     return ""
 
 
+def _guarded(name: str, fn: Callable[[], Any]) -> tuple[Any, str]:
+    """``(fn(), "")``, or ``(None, "<error>")`` if the metric fails: a metric error must never
+    discard a trained cell, so the failure is recorded in that metric's rows instead."""
+    try:
+        return fn(), ""
+    except Exception as e:  # noqa: BLE001 -- any metric failure becomes a recorded NaN row
+        print(f"rad-bench: metric {name} failed ({type(e).__name__}: {e}); recorded as NaN", file=sys.stderr)
+        return None, f"{type(e).__name__}: {e}"[:300]
+
+
+def frame_tags(places: Tensor, context: int, reach: Reach) -> list[list[tuple[str, int | None]]]:
+    """``(tag, gap)`` per generated frame of every clip, from the context's ground-truth places."""
+    return [tag_frames_with_gap(p.tolist(), context, reach) for p in places]
+
+
 def score_frames(
     generated: Tensor,  # (N, horizon, c, H, W) in [-1, 1]
     truth: Tensor,  # (N, horizon, c, H, W)
-    places: Tensor,  # (N, context + horizon)
+    tags: list[list[tuple[str, int | None]]],  # (tag, gap) per clip and generated frame (frame_tags)
     *,
-    context: int,
-    reach: int,
     metrics: list[str],
 ) -> list[dict[str, Any]]:
-    """One row per clip x frame x per-frame metric: ``clip, frame, tag, metric, value, protocol``.
-
-    ``frame`` counts generated frames from 0 (the first frame after the context)."""
+    """One row per clip x frame x per-frame metric: ``clip, frame, tag, gap, metric, value, protocol,
+    error``. ``frame`` counts generated frames from 0 (the first frame after the context); ``gap`` is
+    the frames since the place was last shown in the context (empty for novel frames)."""
     n, h = generated.shape[:2]
     flat = lambda x: x.reshape(n * h, *x.shape[2:])  # noqa: E731
-    values, protocols = {}, {}
+    rows = []
     for name in metrics:
         spec = get_metric(name)
-        if spec.scope == "per_frame":
-            with torch.no_grad():
-                values[name] = spec.load()(flat(generated), flat(truth)).reshape(n, h)
-            protocols[name] = protocol(name)
-    rows = []
-    for clip in range(n):
-        tags = tag_frames(places[clip].tolist(), context, reach)
-        for frame in range(h):
-            for name, v in values.items():
+        if spec.scope != "per_frame":
+            continue
+        with torch.no_grad():
+            v, error = _guarded(name, lambda: spec.load()(flat(generated), flat(truth)).reshape(n, h))
+        proto = protocol(name)
+        for clip in range(n):
+            for frame, (tag, gap) in enumerate(tags[clip]):
                 rows.append(
-                    {"clip": clip, "frame": frame, "tag": tags[frame], "metric": name,
-                     "value": float(v[clip, frame]), "protocol": protocols[name]}
+                    {"clip": clip, "frame": frame, "tag": tag, "gap": gap, "metric": name,
+                     "value": float("nan") if v is None else float(v[clip, frame]), "protocol": proto, "error": error}
                 )  # fmt: skip
     return rows
 
@@ -95,9 +110,11 @@ def score_sets(
         for batch in range(batches):
             clips = slice(batch * size, (batch + 1) * size)
             for frame, lo, hi in spans:
-                value = fn(episodes[clips, lo:hi], fake[clips, lo:hi])
+                value, error = _guarded(name, lambda: fn(episodes[clips, lo:hi], fake[clips, lo:hi]))
                 rows.append(
-                    {"clip": batch, "frame": frame, "tag": "all", "metric": name, "value": float(value),
-                     "protocol": protocol(name, videos=size, frames=hi - lo, context_gt=context if frame == -1 else 0)}
+                    {"clip": batch, "frame": frame, "tag": "all", "gap": None, "metric": name,
+                     "value": float("nan") if value is None else float(value),
+                     "protocol": protocol(name, videos=size, frames=hi - lo, context_gt=context if frame == -1 else 0),
+                     "error": error}
                 )  # fmt: skip
     return rows

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rad_bench.config import SuiteError, apply_overrides, load_suite
+from rad_bench.config import SuiteError, apply_overrides, load_suite, resolved_dict
 
 FIXTURES = Path(__file__).parent / "fixtures" / "suites"
 
@@ -35,6 +35,13 @@ def test_including_file_wins(tmp_path):
 def test_overrides_are_dotted_and_typed():
     s = load_suite(FIXTURES / "tiny.yaml", ["train.steps=7", "blocks=[none]", "train.lr=1e-3"])
     assert s.train.steps == 7 and s.train.lr == 1e-3 and [b.name for b in s.blocks] == ["none"]
+
+
+def test_leaderboard_baseline_defaults_to_none_and_is_resolved():
+    s = load_suite(FIXTURES / "tiny.yaml")
+    assert s.leaderboard.baseline is None  # the report then pairs with `none` when the suite has it
+    s = load_suite(FIXTURES / "tiny.yaml", ["leaderboard.baseline=full_attn"])
+    assert s.leaderboard.baseline == "full_attn" and resolved_dict(s)["leaderboard"]["baseline"] == "full_attn"
 
 
 def test_override_syntax_error():

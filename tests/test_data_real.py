@@ -54,10 +54,10 @@ def test_revisit_tags_on_a_corridor_walk():
     dirs = [E] * 6 + [W] * 6 + [E]
     pos = np.array([[x + 0.5, 0.5] for x in xs])
     places = mm.place_ids(pos, np.array(dirs), 9).tolist()
-    tags = tag_frames(places, start=0, reach=3)
-    assert tags[:7] == ["novel"] * 7  # frame 6: cell 5 facing west is a new view
-    assert tags[7:12] == ["novel"] * 5
-    assert tags[12] == "revisit"  # frame 0's view, 12 frames ago
+    # the walk out is the context: the way back, facing west, shows views it never showed
+    assert tag_frames(places, context=6, reach=3)[:6] == ["novel"] * 6
+    # the whole walk as context: facing east at the start again is frame 0's view, 12 frames ago
+    assert tag_frames(places, context=12, reach=3) == ["revisit"]
     # with the heading ignored the way back would be revisits: the heading matters
     assert places[1] != places[10]
 
@@ -224,7 +224,7 @@ def test_explorer_covers_the_maze_and_comes_back():
     assert all(LAYOUT[y, x] for x, y in cells)
     assert len(cells) >= 0.9 * LAYOUT.sum()
     places = mm.place_ids(trail, dirs, 7).tolist()
-    tags = tag_frames(places, start=0, reach=5)
+    tags = tag_frames(places, context=300, reach=5)  # the second half against the first
     assert tags.count("revisit") > 50  # it leaves places and comes back to them
 
 

@@ -39,8 +39,9 @@ def test_outputs_exist_and_are_finite(run_dir):
     ]:
         assert (run_dir / name).is_file(), name
     df = pd.read_csv(run_dir / "metrics.csv")
-    # tidy: one row per block x seed x clip x frame x per-frame metric, plus one FVD row per block
-    assert len(df) == 2 * 1 * 3 * 6 * 3 + 2
+    # tidy: one row per block x seed x clip x frame x per-frame metric, plus one FVD row per block;
+    # 2 learned blocks and the 2 reference rows (copy_last, recall_oracle)
+    assert len(df) == 4 * 1 * 3 * 6 * 3 + 4
     assert set(df["tag"]) <= {"in_window", "revisit", "novel", "all"}
     assert df["value"].map(math.isfinite).all()
     fvd = df[df["metric"] == "fvd"]
@@ -50,7 +51,7 @@ def test_outputs_exist_and_are_finite(run_dir):
     for col in ["suite", "suite_version", "impl", "params_block", "params_total", "git_sha", "reach"]:
         assert df[col].notna().all(), col
     board = pd.read_csv(run_dir / "leaderboard.csv")
-    assert sorted(board["block"]) == ["full_attn", "none"]
+    assert sorted(board["block"]) == ["copy_last", "full_attn", "none", "recall_oracle"]
     assert board["psnr_all"].map(math.isfinite).all()
     assert board["fvd_all"].map(math.isfinite).all() and board["lpips_revisit"].notna().any()
     assert "fvd_all ↓" in (run_dir / "leaderboard.md").read_text()
@@ -90,6 +91,8 @@ def test_sweep_runs_every_block_at_every_point(tmp_path):
     )
     out = run_suite(suite, results_root=tmp_path, progress=False, argv=["test"])
     df = pd.read_csv(out / "metrics.csv")
+    assert set(df.loc[df["reference"], "block"]) == {"copy_last", "recall_oracle"}  # once, not per point
+    df = df[~df["reference"]]
     assert set(df["block"]) == {
         "none[mode=chunk]",
         "none[mode=frame]",
@@ -100,7 +103,7 @@ def test_sweep_runs_every_block_at_every_point(tmp_path):
     assert modes["lstm_attn[mode=chunk]"] == "chunk" and modes["none[mode=frame]"] == "frame"
     assert (df["clean_prefix"] == 0.5).all() and df["prefetch_grad"].all() and df["memory_action"].all()
     board = pd.read_csv(out / "leaderboard.csv")
-    assert len(board) == 4
+    assert len(board) == 4 + 2
     state = pd.read_csv(out / "state.csv")
     assert set(state["block"]) == set(df["block"]) and len(state) == 4 * 6  # 6 generated frames per cell
     params = df.groupby("block")["params_total"].first()

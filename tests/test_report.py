@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from scipy.stats import t as student_t
 from typer.testing import CliRunner
 
 from rad_bench import report
@@ -21,24 +22,35 @@ from rad_bench.cli import app
 from rad_bench.tags import TAGS, tag_frames
 
 CONTEXT, HORIZON, CLIPS, SIZE = 4, 8, 3, 8
+LEVEL = {"full_attn": 20.0, "lstm_attn": 12.0, "copy_last": 5.0, "recall_oracle": 30.0}  # psnr level per block
 cli = CliRunner()
 
 
-def _metric_rows(suite: str, block: str, seed: int, offset: float, cell: dict) -> list[dict]:
+def _gap(tag: str, frame: int) -> float:
+    """A gap consistent with the fixture's tags and reach 5: in_window < 5 <= revisit, novel has none."""
+    return {"in_window": 1 + frame % 4, "revisit": 5 + frame}.get(tag, np.nan)
+
+
+def _metric_rows(suite: str, block: str, seed: int, offset: float, cell: dict, new: bool = False) -> list[dict]:
+    """One cell's rows. ``new``: with the gap/attention/reference columns; a reference row does not
+    depend on the seed (it involves no training)."""
     common = {
         "suite": suite, "suite_version": 1, "run": "r", "block": block, "block_name": block.split("[")[0],
         "seed": seed, "window": 3, "reach": 5, "impl": "ref", "params_block": 10, "params_total": 100,
-        "limited": False, "git_sha": "abc1234def", "protocol": "p", **cell,
+        "limited": False, "git_sha": "abc1234def", "protocol": "p",
+        **({"attention": "sliding", "reference": False} if new else {}), **cell,
     }  # fmt: skip
+    s = 0.0 if common.get("reference") else 0.5 * seed
     rows = [
         {**common, "clip": c, "frame": f, "tag": TAGS[(f + c) % 3], "metric": "psnr",
-         "value": offset + 0.5 * seed + 0.1 * c - 0.2 * f}
+         "value": offset + s + 0.1 * c - 0.2 * f, **({"gap": _gap(TAGS[(f + c) % 3], f)} if new else {})}
         for c in range(CLIPS) for f in range(HORIZON)
     ]  # fmt: skip
-    return rows + [{**common, "clip": 0, "frame": -1, "tag": "all", "metric": "fvd", "value": 100 - offset + seed}]
+    return rows + [{**common, "clip": 0, "frame": -1, "tag": "all", "metric": "fvd", "value": 100 - offset + s}]
 
 
-def _write_samples(run: Path, block: str, seed: int) -> None:
+def _write_samples(run: Path, block: str, seed: int, tags: str | None = None) -> None:
+    """``tags``: also store a ``tags`` array (every generated frame tagged so), as the new runner does."""
     rng = np.random.default_rng(seed)
     places = np.tile(np.array([0, 1, 2, 3, 0, 5, 6, 1, 2, 9, 0, 11]), (CLIPS, 1))
     (run / "samples").mkdir(parents=True, exist_ok=True)
@@ -48,23 +60,27 @@ def _write_samples(run: Path, block: str, seed: int) -> None:
         generated=rng.integers(0, 255, (CLIPS, HORIZON, SIZE, SIZE, 3), dtype=np.uint8),
         places=places,
         context=np.array(CONTEXT),
+        **({"tags": np.full((CLIPS, HORIZON), tags)} if tags else {}),
     )
 
 
-def make_run(root: Path, suite: str, run: str, offset: float = 0.0, cells: dict | None = None, seeds=(0, 1)) -> Path:
+def make_run(
+    root: Path, suite: str, run: str, offset: float = 0.0, cells: dict | None = None, seeds=(0, 1), new: bool = False
+) -> Path:
     """A run folder as the runner leaves it: metrics.csv, efficiency.csv, samples/, suite.resolved.yaml.
-    ``cells`` maps block label -> extra/overridden columns (e.g. the upcoming train_mode)."""
+    ``cells`` maps block label -> extra/overridden columns (e.g. the upcoming train_mode). ``new``: the
+    runner's newer format (gap, attention, reference columns; sample files tagged all ``revisit``)."""
     cells = cells or {"none": {}, "full_attn": {}}
     run_dir = root / suite / run
     rows, eff = [], []
     for block, cell in cells.items():
-        base = offset + (20 if block.startswith("full") else 10)
+        base = offset + LEVEL.get(block.split("[")[0], 10.0)
         for seed in seeds:
-            rows += _metric_rows(suite, block, seed, base, cell)
+            rows += _metric_rows(suite, block, seed, base, cell, new)
             eff.append({"block": block, "seed": seed, "rollout_frames_per_s": 50.0 + seed, "train_step_s": 0.1,
                         "state_bytes_first": 1024, "state_bytes_final": 4096, "params_total": 100,
                         "state_growth": "linear"})  # fmt: skip
-            _write_samples(run_dir, block, seed)
+            _write_samples(run_dir, block, seed, "revisit" if new else None)
     pd.DataFrame(rows).to_csv(run_dir / "metrics.csv", index=False)
     pd.DataFrame(eff).to_csv(run_dir / "efficiency.csv", index=False)
     (run_dir / "suite.resolved.yaml").write_text(f"name: {suite}\nleaderboard: {{sort_by: psnr_revisit}}\n")
@@ -150,6 +166,194 @@ def test_upcoming_columns_and_optional_inputs(tmp_path):
     assert (run / "figures" / "state_bytes_vs_frame.png").is_file()
     assert "attention reach 5 (lstm_attn[mode=chunk]), 7 (lstm_attn[mode=frame])" in md
     _assert_self_contained((run / "report.html").read_text())
+
+
+def test_old_csv_without_new_columns_has_no_gap_figure_or_references(run_dir):
+    assert not (run_dir / "figures" / "psnr_vs_gap.png").exists()
+    page = (run_dir / "report.html").read_text()
+    assert "Retrieval vs gap" not in page and "(ref)" not in page
+    assert "Δ psnr_revisit vs none (95% CI)" in (run_dir / "leaderboard.md").read_text()
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Seed intervals and the paired comparison
+# --------------------------------------------------------------------------------------------
+
+
+def _frame(blocks=("none",), seeds=(0, 1, 2)) -> pd.DataFrame:
+    return pd.DataFrame([r for b in blocks for s in seeds for r in _metric_rows("p", b, s, 10.0, {})])
+
+
+def test_ci95_is_a_t_interval_over_seeds(tmp_path):
+    df = _frame()
+    df["value"] = df["seed"].map({0: 10.0, 1: 12.0, 2: 17.0})  # every row of a seed has its seed's value
+    table, unit = report.leaderboard(df)
+    row = table.set_index("block").loc["none"]
+    half = 4.302652729911275 * np.sqrt(13.0) / np.sqrt(3)  # t_{0.975,2} x sd([10, 12, 17]) / sqrt(3)
+    assert unit == "seed" and row["psnr_revisit"] == pytest.approx(13.0)
+    assert row["psnr_revisit_ci95"] == pytest.approx(half) and row["psnr_revisit_stderr"] == pytest.approx(
+        np.sqrt(13.0 / 3)
+    )
+    run = tmp_path / "s" / "r"
+    run.mkdir(parents=True)
+    df.to_csv(run / "metrics.csv", index=False)
+    report.write(run)
+    md = (run / "leaderboard.md").read_text()
+    assert f"13.000 ± {half:.3f}" in md and "95% t-interval over 3 seeds" in md
+
+
+def test_one_seed_interval_is_over_clips(tmp_path):
+    run = make_run(tmp_path, "one", "r", seeds=(0,))
+    report.write(run)
+    df = pd.read_csv(run / "metrics.csv")
+    sub = df[(df["block"] == "none") & (df["metric"] == "psnr") & (df["tag"] == "revisit")]
+    clips = sub.groupby("clip")["value"].mean()
+    board = pd.read_csv(run / "leaderboard.csv").set_index("block")
+    expect = student_t.ppf(0.975, CLIPS - 1) * clips.std(ddof=1) / np.sqrt(CLIPS)
+    assert board.loc["none", "psnr_revisit_ci95"] == pytest.approx(expect)
+    assert (
+        "95% t-interval over 3 clips (one seed: the interval is over evaluation clips"
+        in (run / "leaderboard.md").read_text()
+    )
+
+
+def test_paired_diff_of_a_block_shifted_by_one_is_exact():
+    base = _frame()
+    df = pd.concat([base, base.assign(block="plus", block_name="plus", value=base["value"] + 1.0)])
+    table = report.with_comparison(report.leaderboard(df)[0], df, "none").set_index("block")
+    for col in ("psnr_revisit", "psnr_all"):
+        assert table.loc["plus", f"{col}_diff"] == pytest.approx(1.0)
+        assert table.loc["plus", f"{col}_diff_lo"] == pytest.approx(1.0)
+        assert table.loc["plus", f"{col}_diff_hi"] == pytest.approx(1.0)
+        assert table.loc["plus", f"{col}_diff_sig"] and not table.loc["none", f"{col}_diff_sig"]
+    assert table.loc["plus", "baseline"] == "none" and pd.isna(table.loc["none", "baseline"])
+    assert "fvd_all_diff" not in table  # set metrics have no per-clip pairs
+
+
+def test_paired_diff_of_zero_mean_noise_is_not_significant():
+    base = _frame()
+    e = np.random.default_rng(3).normal(0, 1, (3, CLIPS))
+    e -= e.mean()  # one offset per (seed, clip), zero mean: the true difference is 0
+    noisy = base.assign(block="noisy", block_name="noisy", value=base["value"] + e[base["seed"], base["clip"]])
+    df = pd.concat([base, noisy])
+    row = report.with_comparison(report.leaderboard(df)[0], df, "none").set_index("block").loc["noisy"]
+    assert row["psnr_all_diff"] == pytest.approx(0.0, abs=1e-9)
+    assert row["psnr_all_diff_lo"] < 0 < row["psnr_all_diff_hi"] and not row["psnr_all_diff_sig"]
+    again = report.with_comparison(report.leaderboard(df)[0], df, "none").set_index("block").loc["noisy"]
+    assert again["psnr_all_diff_lo"] == row["psnr_all_diff_lo"]  # fixed bootstrap seed: deterministic
+
+
+def test_one_seed_block_is_paired_with_every_baseline_seed():
+    base = _frame()
+    one = base[base["seed"] == 0].assign(block="one", block_name="one")
+    one["value"] += 1.0
+    df = pd.concat([base, one])
+    row = report.with_comparison(report.leaderboard(df)[0], df, "none").set_index("block").loc["one"]
+    assert row["psnr_all_diff"] == pytest.approx(1.0 - 0.5)  # baseline seeds 0, 1, 2 are 0.5 apart
+
+
+def test_baseline_resolution(tmp_path):
+    df = _frame(("none", "full_attn"), seeds=(0,))
+    assert report.resolve_baseline(df, None) == "none"
+    assert report.resolve_baseline(df, "full_attn") == "full_attn"
+    assert report.resolve_baseline(_frame(("a", "b"), seeds=(0,)), None) is None
+    run = make_run(tmp_path, "explicit", "r")
+    (run / "suite.resolved.yaml").write_text(
+        "name: explicit\nleaderboard: {sort_by: psnr_revisit, baseline: full_attn}\n"
+    )
+    loaded = report.load_run(run)
+    assert loaded.baseline == "full_attn" and loaded.table.set_index("block").loc["none", "psnr_revisit_diff"] < 0
+    assert "Δ psnr_revisit vs full_attn (95% CI)" in report.markdown(loaded)
+    absent = report.load_run(make_run(tmp_path, "absent", "r", cells={"a": {}, "b": {}}))
+    assert absent.baseline is None and "_diff" not in "".join(absent.table.columns)
+    assert "No paired comparison: `leaderboard.baseline` is not set" in report.markdown(absent)
+    assert "Δ" not in report.run_table(absent).header[-1]
+    missing = report.load_run(run, baseline="mamba2")
+    assert "No paired comparison: the baseline `mamba2` is not in this run." in report.markdown(missing)
+
+
+def test_sweep_points_pair_within_their_variant():
+    info = pd.DataFrame(
+        {
+            "block_name": ["none", "none", "lstm_attn", "lstm_attn"],
+            "variant": ["window=2", np.nan, "window=2", "window=3"],
+        },
+        index=["none[window=2]", "none", "lstm_attn[window=2]", "lstm_attn[window=3]"],
+    )
+    assert report.pair_with_baseline(info, "none") == {
+        "lstm_attn[window=2]": "none[window=2]",  # same variant
+        "lstm_attn[window=3]": "none",  # the baseline has no window=3 point: its unvaried row
+    }
+
+
+def test_gap_bins_are_integers_or_about_ten_bins():
+    few = pd.Series([1, 2, 2, 5, 16.0])
+    assert report.gap_bins(few).tolist() == few.tolist()
+    many = pd.Series(np.arange(1, 101, dtype=float))
+    centres = report.gap_bins(many)
+    assert 8 <= centres.nunique() <= 10 and centres.is_monotonic_increasing
+    assert centres.iloc[0] == pytest.approx((1 + 10.9) / 2) and centres.iloc[-1] == pytest.approx((90.1 + 100) / 2)
+    tied = pd.Series([1.0] * 90 + list(range(2, 40)))  # quantiles collapse: equal-width bins instead
+    assert 8 <= report.gap_bins(tied).nunique() <= 10
+
+
+# --------------------------------------------------------------------------------------------
+#                                   The newer metrics.csv: gap, references, tagged samples
+# --------------------------------------------------------------------------------------------
+
+NEW_CELLS = {"none": {}, "lstm_attn": {}, "copy_last": {"reference": True}, "recall_oracle": {"reference": True}}
+
+
+@pytest.fixture(scope="module")
+def new_run(tmp_path_factory) -> Path:
+    run = make_run(
+        tmp_path_factory.mktemp("new"), "eps", "20260101-0000-ccccccc", cells=NEW_CELLS, seeds=(0, 1, 2), new=True
+    )
+    report.write(run)
+    return run
+
+
+def test_gap_figure_is_drawn_and_embedded(new_run):
+    assert (new_run / "figures" / "psnr_vs_gap.png").is_file() and (new_run / "figures" / "psnr_vs_gap.pdf").is_file()
+    page = (new_run / "report.html").read_text()
+    _assert_self_contained(page)
+    assert page.index("Leaderboard") < page.index("Retrieval vs gap") < page.index("Metric vs horizon")
+    assert page.count("data:image/png;base64,") == 4  # gap, curves, bars, strip
+    assert "figures/psnr_vs_gap.png" in (new_run / "report.md").read_text()
+
+
+def test_reference_rows_are_marked_and_sorted_with_the_others(new_run):
+    md = (new_run / "leaderboard.md").read_text()
+    assert "| copy_last (ref) |" in md and "| recall_oracle (ref) |" in md and "| lstm_attn |" in md
+    assert "a learned block below it has learned nothing useful" in md
+    board = pd.read_csv(new_run / "leaderboard.csv").set_index("block")
+    assert list(board.index) == ["recall_oracle", "lstm_attn", "none", "copy_last"]  # by psnr_revisit
+    assert board.loc["copy_last", "psnr_revisit_ci95"] == 0.0  # deterministic: the same on every seed
+    assert board.loc["lstm_attn", "psnr_revisit_diff"] == pytest.approx(2.0)
+    assert board["reference"].tolist() == [True, False, False, True]
+    assert "| +2.000 [2.000, 2.000] * |" in md and "`*` = the interval excludes zero" in md
+
+
+def test_npz_tags_drive_the_strip_and_gif(new_run):
+    """The fixture's sample files tag every frame ``revisit``; recomputing from places would not."""
+    places = np.load(new_run / "samples" / "none-s0.npz")["places"][0].tolist()
+    assert tag_frames(places, CONTEXT, 5)[0] == "in_window"  # what the old computation would draw
+    strip = np.array(Image.open(new_run / "figures" / "samples.png").convert("RGB")).reshape(-1, 3)
+    colours = {tag: (strip == report.TAG_COLORS[tag]).all(axis=1).sum() for tag in TAGS}
+    ring = 4 * ((SIZE + 4) ** 2 - SIZE**2)  # pixels of one tile's border in the 2x upscaled strip
+    assert colours["revisit"] == HORIZON * ring and colours["in_window"] == 0
+    assert colours["novel"] < ring  # (grey text antialiasing only, not a border)
+    gif = Image.open(new_run / "figures" / "samples.gif")
+    border = np.array(gif.convert("RGB").getpixel((1, 15)))
+    assert np.abs(border - report.TAG_COLORS["revisit"]).max() <= 8  # recomputed, frame 0 is in_window
+
+
+def test_combined_report_embeds_the_gap_figure(new_run, tmp_path):
+    out = tmp_path / "combined"
+    report.write_combined([new_run], out)
+    page = (out / "report.html").read_text()
+    assert "Retrieval vs gap" in page and "(ref)" in page
+    assert "Δ psnr_revisit vs none (95% CI)" in (out / "leaderboard.md").read_text()
 
 
 # --------------------------------------------------------------------------------------------
