@@ -35,7 +35,7 @@ ablations: install
 	$(BIN)/rad-bench report "$$@" --out results/ablations
 
 bench: install
-	$(BIN)/python -m rad_bench.bench
+	$(BIN)/rad-bench bench
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

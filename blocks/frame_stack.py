@@ -24,8 +24,8 @@ class FrameStack(MemoryBlock):
 
     state_growth = "constant"
 
-    def __init__(self, dim: int, *, heads: int = 4, window: int = 8, k: int = 4) -> None:
-        super().__init__(dim, heads=heads, window=window)
+    def __init__(self, dim: int, *, heads: int = 4, impl: str = "auto", k: int = 4) -> None:
+        super().__init__(dim, heads=heads, impl=impl)
         assert k >= 1, f"k must be >= 1, got {k}"
         self.k = k
         self.to_hidden = nn.Linear(k * dim, dim)

@@ -27,8 +27,8 @@ class FullAttention(MemoryBlock):
 
     state_growth = "linear"
 
-    def __init__(self, dim: int, *, heads: int = 4, window: int = 8) -> None:
-        super().__init__(dim, heads=heads, window=window)
+    def __init__(self, dim: int, *, heads: int = 4, impl: str = "auto") -> None:
+        super().__init__(dim, heads=heads, impl=impl)
         self.to_qkv = nn.Linear(dim, 3 * dim)
         self.to_out = nn.Linear(dim, dim)
         nn.init.zeros_(self.to_out.weight)

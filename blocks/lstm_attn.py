@@ -8,15 +8,15 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from rad_bench.block import MemoryBlock, State
+from rad_bench.ops.lstm import lstm_cell, lstm_scan, lstm_update
 from rad_bench.registry import register_block
 
 
 class LSTMCell(nn.Module):
-    """A plain LSTM cell (Hochreiter & Schmidhuber 1997), gates in ``torch.nn.LSTM`` order (i, f, g, o).
-
-    One fused ``Linear(d_in + d_h -> 4 d_h)`` on ``[x, h]`` holds all gate weights, so the cell is
-    ``gates = W [x, h] + b``. :meth:`step` is that literal cell (the test oracle); :meth:`scan` is the
-    same function over a sequence, run by PyTorch's fused LSTM kernel on the two halves of ``W``.
+    """The LSTM cell's parameters (:mod:`rad_bench.ops.lstm`): one fused ``Linear(d_in + d_h -> 4 d_h)``
+    on ``[x, h]`` holds all gate weights, in ``torch.nn.LSTM`` order (i, f, g, o). :meth:`step` is the
+    literal cell (the test oracle); :meth:`scan` is the same function over a sequence, run by
+    PyTorch's fused LSTM kernel (:func:`rad_bench.ops.lstm.lstm_scan`).
     """
 
     def __init__(self, dim_in: int, hidden: int) -> None:
@@ -28,29 +28,13 @@ class LSTMCell(nn.Module):
             self.to_gates.bias.zero_()
             self.to_gates.bias[hidden : 2 * hidden].fill_(1.0)
 
-    @staticmethod
-    def _update(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        i, f, g, o = gates.chunk(4, dim=-1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
-
     def step(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         """One step: ``x: (B, d_in)``, ``h, c: (B, d_h)`` -> ``(h, c)``."""
-        return self._update(self.to_gates(torch.cat([x, h], dim=-1)), c)
+        return lstm_cell(x, h, c, self.to_gates.weight, self.to_gates.bias)
 
     def scan(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Sequence: ``x: (B, t, d_in)``, ``h, c: (B, d_h)`` -> ``(hs: (B, t, d_h), h, c)``.
-
-        The same cell run by PyTorch's fused LSTM kernel (``torch.lstm``, what ``nn.LSTM`` calls):
-        the fused weight splits into its input and hidden halves, the bias goes on the input side.
-        A Python loop over frames is much slower, most of all with backward; `make bench` compares
-        this scan with ``nn.LSTM``.
-        """
-        w_x, w_h = self.to_gates.weight.split([self.dim_in, self.hidden], dim=1)
-        b = self.to_gates.bias
-        params = [w_x, w_h, b, torch.zeros_like(b)]
-        hs, h, c = torch.lstm(x, (h[None], c[None]), params, True, 1, 0.0, self.training, False, True)
-        return hs, h[0], c[0]
+        """Sequence: ``x: (B, t, d_in)``, ``h, c: (B, d_h)`` -> ``(hs: (B, t, d_h), h, c)``."""
+        return lstm_scan(x, h, c, self.to_gates.weight, self.to_gates.bias, self.training)
 
 
 @register_block("lstm_attn")
@@ -72,8 +56,8 @@ class LSTMAttention(MemoryBlock):
 
     state_growth = "constant"
 
-    def __init__(self, dim: int, *, heads: int = 4, window: int = 8, hidden: int | None = None) -> None:
-        super().__init__(dim, heads=heads, window=window)
+    def __init__(self, dim: int, *, heads: int = 4, impl: str = "auto", hidden: int | None = None) -> None:
+        super().__init__(dim, heads=heads, impl=impl)
         assert dim % heads == 0, f"dim {dim} must be divisible by heads {heads}"
         self.hidden = hidden or dim
         self.cell = LSTMCell(dim, self.hidden)
@@ -120,7 +104,7 @@ class LSTMAttention(MemoryBlock):
         u = x + action[:, :, None]
         h_in, c_in = ctx
         gates = self.cell.to_gates(torch.cat([rearrange(u, "b t n d -> (b n) t d"), h_in], dim=-1))
-        h, _ = self.cell._update(gates, c_in)
+        h, _ = lstm_update(gates, c_in)
         return self.readout(u, rearrange(h, "(b n) t e -> b t n e", b=b))
 
     def readout(self, u: Tensor, hs: Tensor) -> Tensor:

@@ -54,7 +54,7 @@ class Mamba2Block(MemoryBlock):
         dim: int,
         *,
         heads: int = 4,
-        window: int = 8,
+        impl: str = "auto",
         d_state: int = 16,
         expand: int = 2,
         d_conv: int = 4,
@@ -62,7 +62,7 @@ class Mamba2Block(MemoryBlock):
         chunk_size: int = 16,
         ngroups: int = 1,
     ) -> None:
-        super().__init__(dim, heads=heads, window=window)
+        super().__init__(dim, heads=heads, impl=impl)
         self.d_inner = expand * dim
         self.headdim = headdim or self.d_inner // heads
         if self.d_inner % self.headdim:
@@ -98,9 +98,10 @@ class Mamba2Block(MemoryBlock):
     def impl(self) -> str:
         """``kernel`` (mamba_ssm Triton SSD) or ``ref`` (pure PyTorch chunked SSD) on this device.
 
-        Resolved by :func:`rad_bench.ops.resolve_impl` (``RAD_BENCH_IMPL`` / test override, else auto).
+        Resolved by :func:`rad_bench.ops.resolve_impl` from the ``impl`` the block was built with
+        (``RAD_BENCH_IMPL`` / a test override win).
         """
-        return ssd_impl(self.in_proj.weight.device)
+        return ssd_impl(self.in_proj.weight.device, self.requested_impl)
 
     def init_state(self, batch: int, tokens: int, device: torch.device, dtype: torch.dtype) -> State:
         bn = batch * tokens
@@ -130,7 +131,7 @@ class Mamba2Block(MemoryBlock):
 
     def _scan(self, xs: Tensor, B: Tensor, C: Tensor, dt: Tensor, A: Tensor, ssm: Tensor) -> tuple[Tensor, Tensor]:
         """The SSD scan on :meth:`_ssm_inputs` -> ``y: (B, t, e)`` and the new SSM state."""
-        y, ssm = ssd(xs, dt, A, B, C, self.chunk_size, ssm)
+        y, ssm = ssd(xs, dt, A, B, C, self.chunk_size, ssm, requested=self.requested_impl)
         y = y + xs * self.D[:, None]  # D skip connection (paper §7, as in Mamba)
         return rearrange(y, "b t h p -> b t (h p)"), ssm
 

@@ -17,6 +17,7 @@ class NoMemory(MemoryBlock):
     """
 
     state_growth = "constant"
+    reads_history = False  # the output never depends on earlier frames
 
     def forward(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State]:
         return torch.zeros_like(x), state

@@ -36,7 +36,7 @@ class TTTBlock(MemoryBlock):
     accumulates updates over the whole rollout): ``w1, w1_mb: (b n, h, e, f)``,
     ``b1, b1_mb: (b n, h, 1, f)``, mlp also ``w2, w2_mb: (b n, h, f, e)``, ``b2, b2_mb: (b n, h, 1, e)``,
     ``pos: ()``. Cost per frame: O(n d^2) projections + O(n h e f) inner step + O(n d mini_batch)
-    for the causal dual-form terms. ``window`` is unused (the memory has no window).
+    for the causal dual-form terms.
     """
 
     state_growth = "constant"
@@ -46,13 +46,13 @@ class TTTBlock(MemoryBlock):
         dim: int,
         *,
         heads: int = 4,
-        window: int = 8,
+        impl: str = "auto",
         inner: str = "linear",
         mini_batch: int = 4,
         base_lr: float = 1.0,
         gate: bool = True,
     ) -> None:
-        super().__init__(dim, heads=heads, window=window)
+        super().__init__(dim, heads=heads, impl=impl)
         self.inner = check_inner(inner)
         if dim % heads:
             raise ValueError(f"ttt: dim {dim} must be divisible by heads {heads}")

@@ -16,6 +16,12 @@ Contract (checked for every registered block by ``tests/test_blocks_contract.py`
 - the output projection is zero-initialised, so at step 0 every block computes the same
   function as the ``none`` baseline and differences come from learning.
 - ``state_growth`` is ``"constant"`` or ``"linear"`` (in the number of frames seen).
+- ``reads_history``: whether the output at frame ``j`` depends on the frames before ``j`` (False only
+  for a block that adds nothing, like ``none``); the contract tests require a block that declares it
+  to show it (in ``forward`` and in the frame-wise ``read``).
+- constructor ``(dim, *, heads, impl, **kwargs)``: the model passes its width, its head count and the
+  suite's ``impl`` (``auto|kernel|ref``, see :mod:`rad_bench.ops`); ``kwargs`` come from the suite's
+  ``blocks[i].kwargs``. A block with kernels passes ``self.requested_impl`` to its ops.
 - frame-wise training (RAD's state prefetch, :mod:`rad_bench.modes`): ``prefetch(clean, state, a)``
   runs over clean frames like ``forward`` and also returns a context ``ctx``; ``read(noisy, ctx, a)``
   then gives, for every frame ``t`` at once, what ``forward`` returns for the noisy frame ``t`` from
@@ -31,6 +37,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from rad_bench.ops import check_impl
+
 State = dict[str, Tensor] | None
 
 
@@ -39,10 +47,11 @@ class MemoryBlock(nn.Module, metaclass=ABCMeta):
 
     name: ClassVar[str] = "?"
     state_growth: ClassVar[str] = "constant"
+    reads_history: ClassVar[bool] = True
 
-    def __init__(self, dim: int, *, heads: int = 4, window: int = 8) -> None:
+    def __init__(self, dim: int, *, heads: int = 4, impl: str = "auto") -> None:
         super().__init__()
-        self.dim, self.heads, self.window = dim, heads, window
+        self.dim, self.heads, self.requested_impl = dim, heads, check_impl(impl)
 
     def init_state(self, batch: int, tokens: int, device: torch.device, dtype: torch.dtype) -> State:
         return None

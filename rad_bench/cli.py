@@ -1,10 +1,10 @@
-"""``rad-bench`` command line: run / ls / validate / report. Commands parse and delegate."""
+"""``rad-bench`` command line: run / ls / validate / report / bench. Commands parse and delegate."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -19,6 +19,7 @@ app = typer.Typer(
         "  rad-bench run suites/smoke.yaml\n\n"
         "  rad-bench run suites/smoke.yaml --set train.steps=200 --set 'blocks=[none, full_attn]'\n\n"
         "  rad-bench report results/smoke/20261125-1530-abc1234\n\n"
+        "  rad-bench bench --quick --device cpu --out results/bench-cpu\n\n"
         "  torchrun --standalone --nproc_per_node 2 -m rad_bench run suites/smoke.yaml   (DDP, batch split over ranks)"
     ),
 )
@@ -156,6 +157,19 @@ def report(
         return
     typer.echo((target / "leaderboard.md").read_text())
     typer.echo(f"report: {target / 'report.html'}")
+
+
+@app.command()
+def bench(
+    *,
+    quick: Annotated[bool, typer.Option("--quick", help="tiny sizes (~30 s on CPU), for tests")] = False,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/bench"),
+    device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="auto: cuda when available")] = "auto",
+) -> None:
+    """Measure efficiency on one device: rollout cost vs length, scans, training, metric throughput."""
+    from rad_bench.bench import run as run_bench
+
+    run_bench(out, quick=quick, device=device, argv=sys.argv)
 
 
 def main() -> None:

@@ -3,9 +3,15 @@
 A suite may ``include:`` another file (path relative to it; mappings merge key by key, the
 including file wins) and carries a ``version`` that is stamped on every results row: bump it when
 scoring changes so old and new rows are never mixed. Command-line overrides are dotted keys
-(``train.steps=200``) applied before validation, so an unknown key fails the same way.
+(``train.steps=200``) applied before validation, so an unknown key fails the same way. Reading the
+YAML (includes, overrides, YAML errors) is :mod:`rad_bench.suitefile`; this module validates.
 
-Every error names the file, the field and, for unknown names, the closest valid ones.
+``blocks: all`` stands for every registered block, sorted by name (a new block file joins such a
+suite with no edit); it cannot be mixed with names.
+
+Every error names the file, the field and, for unknown names, the closest valid ones. Torch-free to
+import: blocks, datasets and metrics are found through their registries (whose first lookup imports
+them), and the model presets come from :mod:`rad_bench.model.presets`.
 """
 
 from __future__ import annotations
@@ -16,14 +22,12 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rad_bench.model.presets import PRESETS
 from rad_bench.registry import BLOCKS, DATASETS, METRICS, closest, unknown_name_message
-
-
-class SuiteError(ValueError):
-    """A suite cannot be loaded; the message says where and how to fix it."""
+from rad_bench.results import GROUPS, REFERENCE_NAMES, split_column
+from rad_bench.suitefile import SuiteError, apply_overrides, read_with_includes
 
 
 class _Strict(BaseModel):
@@ -44,8 +48,6 @@ class ModelCfg(_Strict):
     @field_validator("preset")
     @classmethod
     def _preset(cls, v: str) -> str:
-        from rad_bench.model.dit import PRESETS
-
         if v not in PRESETS:
             raise ValueError(unknown_name_message("preset", v, list(PRESETS)))
         return v
@@ -115,6 +117,9 @@ class LeaderboardCfg(_Strict):
     )
 
 
+ALL_BLOCKS = "all"  # `blocks: all`: every registered block
+
+
 class Suite(_Strict):
     name: str
     version: int = Field(1, ge=1)
@@ -139,6 +144,13 @@ class Suite(_Strict):
     @field_validator("blocks", mode="before")
     @classmethod
     def _blocks(cls, v: Any) -> Any:
+        if v == ALL_BLOCKS or v == [ALL_BLOCKS]:
+            return [{"name": name} for name in BLOCKS.names()]
+        if isinstance(v, list) and ALL_BLOCKS in v:
+            raise ValueError(
+                f"'{ALL_BLOCKS}' stands for every registered block and cannot be mixed with names; "
+                f"write blocks: {ALL_BLOCKS}, or list the blocks one by one"
+            )
         if isinstance(v, list):
             return [{"name": b} if isinstance(b, str) else b for b in v]
         return v
@@ -152,8 +164,8 @@ class Suite(_Strict):
             raise ValueError("blocks: list at least one block")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: duplicates in {self.seeds}")
-        metric, _, group = self.leaderboard.sort_by.partition("_")
-        if metric not in self.metrics or group not in ("in_window", "revisit", "novel", "all"):
+        metric, group = split_column(self.leaderboard.sort_by)
+        if metric not in self.metrics or group not in GROUPS:
             valid = [f"{m}_{g}" for m in self.metrics for g in ("revisit", "in_window", "novel", "all")]
             raise ValueError(f"leaderboard.sort_by '{self.leaderboard.sort_by}' is not a column; use one of {valid}")
         bucket = self.rollout.fvd_bucket
@@ -174,112 +186,6 @@ class Suite(_Strict):
                 "training clips must be at least one window long"
             )
         return self
-
-
-# --------------------------------------------------------------------------------------------
-#                                   Loading
-# --------------------------------------------------------------------------------------------
-
-
-class _SuiteLoader(yaml.SafeLoader):
-    """The safe loader (plain data: ``!!python/...`` tags are refused) that also refuses a key given
-    twice in one mapping, which plain YAML resolves silently by keeping the last."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        self.flatten_mapping(node)  # resolve '<<' merge keys first, as the base class does
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | float | bool):
-                continue  # an unhashable key is the base class's own error
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key '{key}' appears twice in one mapping", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-def _yaml_error(where: str, e: yaml.YAMLError) -> SuiteError:
-    """``e`` as: where, line and column, the problem, and how to fix it."""
-    problem = str(getattr(e, "problem", None) or e)
-    mark, ctx, ctx_mark = (getattr(e, a, None) for a in ("problem_mark", "context", "context_mark"))
-    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    if ctx and ctx_mark:
-        problem += f" ({ctx} at line {ctx_mark.line + 1}, column {ctx_mark.column + 1})"
-    if "'\\t'" in problem:  # PyYAML quotes the character: found character '\t' ...
-        fix = "indent with spaces, not tabs"
-    elif "tag:" in problem:
-        fix = "suites are plain data and are read with the safe loader: remove the !! tag"
-    elif "appears twice" in problem:
-        fix = "keep one of them"
-    else:
-        fix = "check the indentation (spaces, the same per level), brackets and quotes there"
-    return SuiteError(f"{where}: malformed YAML{at}: {problem}; {fix}")
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise SuiteError(f"{path}: no such suite file (rad-bench ls suites lists the suites in ./suites)")
-    try:
-        raw = yaml.load(path.read_text(), Loader=_SuiteLoader)
-    except yaml.YAMLError as e:
-        raise _yaml_error(str(path), e) from None
-    if raw is None:
-        raise SuiteError(f"{path}: empty file; a suite needs at least 'name:' and 'blocks:' (see suites/smoke.yaml)")
-    if not isinstance(raw, dict):
-        raise SuiteError(
-            f"{path}: the top level is a {type(raw).__name__}; a suite is a mapping of keys "
-            "('name: ...', 'blocks: [...]', ...), not a '- item' list"
-        )
-    return raw
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def read_with_includes(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    path = path.resolve()
-    if path in _seen:
-        raise SuiteError(f"{path}: include cycle: {' -> '.join(str(p) for p in (*_seen, path))}")
-    raw = _read_yaml(path)
-    inc = raw.pop("include", None)
-    if inc is None:
-        return raw
-    if not isinstance(inc, str):
-        raise SuiteError(f"{path}: field 'include' must be a file name, got {inc!r}")
-    base = path.parent / inc
-    if not base.is_file():
-        raise SuiteError(f"{path}: field 'include': {base} not found")
-    return _merge(read_with_includes(base, (*_seen, path)), raw)
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` strings; values are parsed as YAML (``3``, ``1e-4``, ``[a, b]``)."""
-    out = _merge({}, raw)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SuiteError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.steps=200")
-        node = out
-        *parents, leaf = key.split(".")
-        for i, p in enumerate(parents):
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                at = ".".join(parents[: i + 1])
-                raise SuiteError(
-                    f"--set {item!r}: '{at}' holds a {type(node).__name__} ({node!r}), not a section of keys; "
-                    f"set it as a whole, e.g. --set '{at}=...'"
-                )
-        try:
-            node[leaf] = yaml.load(value, Loader=_SuiteLoader)
-        except yaml.YAMLError as e:
-            raise _yaml_error(f"--set {item!r}", e) from None
-    return out
 
 
 def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -314,18 +220,31 @@ def _explain(e: ValidationError, model: type[BaseModel], where: str) -> SuiteErr
     return SuiteError(f"{where}: invalid suite:\n  " + "\n  ".join(lines))
 
 
+SET_BY_MODEL = ("self", "dim", "impl")  # block constructor arguments the model sets, never the suite
+
+
+def _check_block(b: BlockSpec, i: int, where: str) -> None:
+    """One ``blocks[i]`` entry: a registered name, a label that is no reference row, known kwargs."""
+    if b.name not in BLOCKS:
+        raise SuiteError(f"{where}: field 'blocks[{i}]': {unknown_name_message('block', b.name, BLOCKS.names())}")
+    if b.display in REFERENCE_NAMES:
+        raise SuiteError(
+            f"{where}: field 'blocks[{i}]': '{b.display}' is the name of a reference row "
+            f"({', '.join(REFERENCE_NAMES)}), whose rows would mix with this block's; pick another label"
+        )
+    params = inspect.signature(BLOCKS.get(b.name).__init__).parameters
+    for k in b.kwargs:
+        if k not in params or k in SET_BY_MODEL:
+            valid = [p for p in params if p not in SET_BY_MODEL]
+            raise SuiteError(
+                f"{where}: field 'blocks[{i}].kwargs.{k}': block '{b.name}' takes no argument '{k}'. "
+                f"Valid: {', '.join(valid)}"
+            )
+
+
 def _check_names(suite: Suite, where: str) -> None:
     for i, b in enumerate(suite.blocks):
-        if b.name not in BLOCKS:
-            raise SuiteError(f"{where}: field 'blocks[{i}]': {unknown_name_message('block', b.name, BLOCKS.names())}")
-        params = inspect.signature(BLOCKS.get(b.name).__init__).parameters
-        for k in b.kwargs:
-            if k not in params or k in ("self", "dim"):
-                valid = [p for p in params if p not in ("self", "dim")]
-                raise SuiteError(
-                    f"{where}: field 'blocks[{i}].kwargs.{k}': block '{b.name}' takes no argument '{k}'. "
-                    f"Valid: {', '.join(valid)}"
-                )
+        _check_block(b, i, where)
     for i, m in enumerate(suite.metrics):
         if m not in METRICS:
             raise SuiteError(f"{where}: field 'metrics[{i}]': {unknown_name_message('metric', m, METRICS.names())}")
@@ -393,7 +312,6 @@ def variants(suite: Suite, where: str = "suite") -> list[tuple[str, Suite]]:
 def _check_sizes(suite: Suite, data: Any, where: str) -> None:
     """Sizes that depend on the data or the model preset: caught here, not minutes into a run."""
     from rad_bench.data import DataError, Demand
-    from rad_bench.model.dit import PRESETS
 
     r, m = suite.rollout, suite.model
     try:

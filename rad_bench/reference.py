@@ -32,4 +32,4 @@ def recall_oracle(frames: Tensor, places: Tensor, context: int, horizon: int) ->
     return torch.stack([frames[i, latest[i]] for i in range(frames.shape[0])])
 
 
-REFERENCES = {"copy_last": copy_last, "recall_oracle": recall_oracle}
+REFERENCES = {"copy_last": copy_last, "recall_oracle": recall_oracle}  # = rad_bench.results.REFERENCE_NAMES

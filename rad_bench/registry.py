@@ -7,12 +7,17 @@ A name is declared once, where the object is defined, with a decorator::
 
 Duplicate names raise (a silent overwrite would change a leaderboard). Unknown names raise
 :class:`UnknownNameError` listing the closest names, then everything available.
+
+Discovery is lazy and by folder: the first lookup in a registry imports every module of its package
+(``blocks/``, ``rad_bench/data/``, ``rad_bench/metrics/specs/``), so a new block, dataset or metric is
+one new file there and no edit elsewhere. This is the only place ``rad_bench`` reaches ``blocks/``.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -77,6 +82,16 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         self._ensure()
         return name in self._entries
+
+
+def import_submodules(package: str) -> list[str]:
+    """Import every module of ``package`` (on its ``__path__``) whose name does not start with ``_``;
+    each registers what it defines. Returns their names. Modules imported before are not run again."""
+    pkg = importlib.import_module(package)
+    names = [m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")]
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names
 
 
 def _import_blocks() -> None:

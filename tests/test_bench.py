@@ -8,7 +8,8 @@ import math
 import pandas as pd
 import pytest
 
-from rad_bench.bench import SECTIONS, main
+from rad_bench.bench import SECTIONS
+from rad_bench.bench.__main__ import main
 from rad_bench.registry import list_blocks
 
 

@@ -103,3 +103,18 @@ def test_repo_suites_validate():
     assert suites
     for p in suites:
         load_suite(p)
+
+
+def test_a_block_may_not_take_a_reference_rows_name(tmp_path):
+    p = write(tmp_path, "include: _tiny_base.yaml\nname: x\nblocks: [none, {name: full_attn, label: recall_oracle}]\n")
+    with pytest.raises(SuiteError, match=r"field 'blocks\[1\]'.*'recall_oracle' is the name of a reference row.*pick"):
+        load_suite(p)
+
+
+def test_blocks_all_is_every_registered_block_and_is_not_mixed_with_names(tmp_path):
+    from rad_bench.registry import list_blocks
+
+    p = write(tmp_path, "include: _tiny_base.yaml\nname: x\nblocks: all\n")
+    assert [b.name for b in load_suite(p).blocks] == sorted(list_blocks())
+    with pytest.raises(SuiteError, match=r"field 'blocks'.*cannot be mixed with names"):
+        load_suite(p, ["blocks=[all, none]"])

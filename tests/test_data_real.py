@@ -545,3 +545,12 @@ def test_real_crafter_episode_retraces():
     same = [(C + i, C - 2 - i) for i in range(C - 1)]
     diff = [np.abs(ep["frames"][a].astype(int) - ep["frames"][b].astype(int)).mean() for a, b in same]
     assert max(diff) < 8
+
+
+def test_cache_keys_of_the_shipped_configs_never_change():
+    """The hash of a dataset's generation config names its cache folder: a refactor that changed it would
+    silently regenerate hours of recorded episodes."""
+    assert cache.config_hash(mm.MemoryMazeConfig().generation()) == "679e1bafbc0c"
+    assert cache.config_hash(mm.MemoryMazeConfig(profile="paper").generation()) == "03e1367cb9f1"
+    assert cache.config_hash(cr.CrafterConfig().generation()) == "786af85e5933"
+    assert cache.config_hash(cr.CrafterConfig(radius=4, daylight=True).generation()) == "dd48b1e37a52"

@@ -96,7 +96,7 @@ def test_dual_gradients_match_primal(inner):
 def test_mlp_block_forward_equals_steps():
     torch.manual_seed(0)
     b, t, n, d = 2, 7, 3, 16
-    block = get_block("ttt")(d, heads=2, window=3, inner="mlp", mini_batch=3).eval()
+    block = get_block("ttt")(d, heads=2, inner="mlp", mini_batch=3).eval()
     with torch.no_grad():
         for p in block.parameters():
             p.add_(0.1 * torch.randn_like(p))

@@ -5,10 +5,10 @@ pytest tests/test_params.py
 
 from pathlib import Path
 
+from rad_bench.build import make_dataset, make_model
 from rad_bench.config import load_suite
 from rad_bench.model.dit import block_params, count_params
 from rad_bench.registry import list_blocks
-from rad_bench.runner import make_dataset, make_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "suites"
 

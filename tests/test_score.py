@@ -57,3 +57,10 @@ def test_reference_rows():
     assert copy_last(frames, places, 3, 3)[0, :, 0, 0, 0].tolist() == [2.0, 2.0, 2.0]
     # latest context frame of each place; the novel place (99) falls back to the last context frame
     assert recall_oracle(frames, places, 3, 3)[0, :, 0, 0, 0].tolist() == [1.0, 0.0, 2.0]
+
+
+def test_reference_rows_are_the_names_the_schema_reserves():
+    from rad_bench.reference import REFERENCES
+    from rad_bench.results import REFERENCE_NAMES
+
+    assert tuple(REFERENCES) == REFERENCE_NAMES  # config refuses a block labelled with one of these

@@ -7,8 +7,6 @@ evaluation set with ground-truth places for revisit tagging.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -16,6 +14,8 @@ from typing import ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor
+
+from rad_bench.registry import import_submodules
 
 
 class DataError(ValueError):
@@ -99,9 +99,4 @@ class Dataset(ABC):
         """Fixed evaluation episodes of ``context + horizon`` frames (identical for every block/seed)."""
 
 
-def _discover() -> None:
-    for mod in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{mod.name}")
-
-
-_discover()
+import_submodules(__name__)  # every dataset module registers itself: a new dataset is one new file here

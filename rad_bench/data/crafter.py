@@ -42,18 +42,9 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from rad_bench.data import DataConfig, Demand, EvalSet, MissingDependencyError, check_episodes
-from rad_bench.data.cache import (
-    Arrays,
-    EpisodeDataset,
-    Episodes,
-    ShardStore,
-    cache_root,
-    config_hash,
-    onehot,
-    shard_seed,
-    stack_frames,
-)
+from rad_bench.data import EvalSet, MissingDependencyError
+from rad_bench.data.cache import Arrays, Episodes, onehot, shard_seed, stack_frames
+from rad_bench.data.recorded import RecordedConfig, RecordedEpisodes
 from rad_bench.registry import register_dataset
 
 MOVES = ("noop", "move_left", "move_right", "move_up", "move_down")  # crafter's action ids 0..4
@@ -65,26 +56,14 @@ EVAL_SEED = 10_000_019
 GENERATOR_VERSION = 1
 
 
-class CrafterConfig(DataConfig):
+class CrafterConfig(RecordedConfig):
     frame_size: int = Field(32, ge=8, le=64, description="side in pixels (64 = rendered, else area-averaged)")
     episode_len: int = Field(128, ge=2)
     episodes: int = Field(64, ge=1, description="training episodes")
-    eval_episodes: int | None = Field(None, ge=1, description="evaluation episodes; default: rollout.clips")
     radius: int = Field(8, ge=1, description="the walker stays within this many cells of the start")
     max_out: int = Field(12, ge=1, description="longest excursion (moves out) in training episodes")
     place: Literal["cell", "cell+facing"] = "cell"
-    task: Literal["retrieval", "reasoning"] = "retrieval"
-    action: Literal["move", "pose", "move+pose"] = "move+pose"
     daylight: bool = Field(False, description="keep crafter's day-night cycle (night adds noise)")
-    data_seed: int = Field(0, ge=0, description="seed of the training episodes")
-    workers: int = Field(1, ge=1, description="processes generating episodes")
-    cache_dir: str | None = Field(None, description="default: $RAD_BENCH_CACHE or ~/.cache/rad_bench")
-
-    def check(self, need: Demand) -> None:
-        # evaluation episodes are recorded at the length the rollout needs: only clips are bounded
-        check_episodes(
-            need, episode_len=self.episode_len, eval_episodes=self.eval_episodes, retrieval=self.task == "retrieval"
-        )
 
     def generation(self) -> dict[str, Any]:
         keys = ("episode_len", "radius", "max_out", "daylight")
@@ -109,7 +88,9 @@ def place_ids(positions: np.ndarray, facing: np.ndarray, with_facing: bool) -> n
     return cell * 4 + facing_bins(facing) if with_facing else cell
 
 
-def place_codes(positions: np.ndarray, facing: np.ndarray, start: np.ndarray, radius: int, with_facing: bool):
+def place_codes(
+    positions: np.ndarray, facing: np.ndarray, start: np.ndarray, radius: int, with_facing: bool
+) -> np.ndarray:
     """Index of the one-hot place code: cell on the ``(2r+1)^2`` grid around ``start`` (clipped)."""
     side = 2 * radius + 1
     d = np.clip(np.asarray(positions).astype(np.int64) - np.asarray(start) + radius, 0, side - 1)
@@ -269,23 +250,22 @@ def make_shard(gen: dict[str, Any], seed: int, split: int, length: int, first_ou
 
 
 @register_dataset("crafter")
-class Crafter(EpisodeDataset):
+class Crafter(RecordedEpisodes):
     Config = CrafterConfig
+    dataset = "crafter"
+    arrays = ("frames", "actions", "positions", "facing", "start")
+    cfg: CrafterConfig
 
     def __init__(self, cfg: CrafterConfig, seed: int = 0) -> None:
-        self.cfg = cfg
+        super().__init__(cfg)
         self.with_facing = cfg.place == "cell+facing"
         self.code_dim = 0 if cfg.action == "move" else (2 * cfg.radius + 1) ** 2 * (4 if self.with_facing else 1)
-        self.folder = cache_root(cfg.cache_dir) / "crafter" / config_hash(cfg.generation())
         shards = self._shards(f"train-s{cfg.data_seed}", cfg.data_seed, 0, cfg.episodes, cfg.episode_len, None)
         self.use(self._episodes(shards))
 
     def _shards(self, split: str, seed: int, code: int, n: int, length: int, first_out: int | None) -> list[Arrays]:
-        gen = self.cfg.generation()
-        meta = {"dataset": "crafter", "config": gen, "seed": seed, "split": split, "length": length}
-        store = ShardStore(self.folder / split, meta, required=("frames", "actions", "positions", "facing", "start"))
-        make = partial(make_shard, gen, seed, code, length, first_out)
-        return store.load(n, make, workers=self.cfg.workers, desc=f"crafter {split}")
+        make = partial(make_shard, self.cfg.generation(), seed, code, length, first_out)
+        return self.load_shards(split, seed, n, length, make)
 
     def _episodes(self, shards: list[Arrays]) -> Episodes:
         def stack(f: Callable[[Arrays], np.ndarray]) -> torch.Tensor:
@@ -303,13 +283,9 @@ class Crafter(EpisodeDataset):
         )
 
     def eval_set(self, clips: int, context: int, horizon: int) -> EvalSet:
-        n = self.cfg.eval_episodes or clips
-        if clips > n:
-            raise ValueError(f"rollout.clips ({clips}) exceeds data.eval_episodes ({n})")
+        n = self.eval_count(clips, context)
         length = context + horizon
         first_out = context - 1 if self.cfg.task == "retrieval" else None
-        if first_out is not None and first_out < 1:
-            raise ValueError(f"the retrieval task needs a context of at least 2 frames, got {context}")
         split = f"eval-{self.cfg.task}-c{context}-len{length}"
         shards = self._shards(split, EVAL_SEED, 1, n, length, first_out)
         return self.play(self._episodes(shards[:clips]), np.arange(length))

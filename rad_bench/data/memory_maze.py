@@ -64,19 +64,9 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from rad_bench.data import DataConfig, Demand, EvalSet, MissingDependencyError, check_episodes
-from rad_bench.data.cache import (
-    Arrays,
-    EpisodeDataset,
-    Episodes,
-    ShardStore,
-    bounce,
-    cache_root,
-    config_hash,
-    onehot,
-    shard_seed,
-    stack_frames,
-)
+from rad_bench.data import EvalSet, MissingDependencyError
+from rad_bench.data.cache import Arrays, Episodes, bounce, onehot, shard_seed, stack_frames
+from rad_bench.data.recorded import RecordedConfig, RecordedEpisodes
 from rad_bench.registry import register_dataset
 
 ACTIONS = ("noop", "forward", "left", "right", "forward_left", "forward_right")
@@ -92,20 +82,12 @@ PROFILES = {
 }
 
 
-class MemoryMazeConfig(DataConfig):
+class MemoryMazeConfig(RecordedConfig):
     profile: Literal["cpu", "paper"] = Field("cpu", description="defaults for the keys left unset")
     maze: Literal[9, 11, 13, 15] = Field(9, description="maze side in cells (the published task sizes)")
-    episode_len: int | None = Field(None, ge=2, description="frames per training episode")
-    episodes: int | None = Field(None, ge=1, description="training episodes")
-    eval_episodes: int | None = Field(None, ge=1, description="evaluation episodes; default: rollout.clips")
     frame_size: int | None = Field(None, ge=8, le=64, description="side in pixels (64 = native, else area-averaged)")
-    task: Literal["retrieval", "reasoning"] = "retrieval"
-    action: Literal["move", "pose", "move+pose"] = "move+pose"
     retrace_prob: float | None = Field(None, ge=0, le=1, description="default: 0.5 for retrieval, 0 for reasoning")
     target_border: bool = Field(False, description="draw memory_maze's target-colour border")
-    data_seed: int = Field(0, ge=0, description="seed of the training episodes")
-    workers: int = Field(1, ge=1, description="processes generating episodes")
-    cache_dir: str | None = Field(None, description="default: $RAD_BENCH_CACHE or ~/.cache/rad_bench")
 
     @model_validator(mode="after")
     def _profile(self) -> MemoryMazeConfig:
@@ -115,12 +97,6 @@ class MemoryMazeConfig(DataConfig):
         if self.retrace_prob is None:
             self.retrace_prob = 0.5 if self.task == "retrieval" else 0.0
         return self
-
-    def check(self, need: Demand) -> None:
-        # evaluation episodes are recorded at the length the rollout needs: only clips are bounded
-        check_episodes(
-            need, episode_len=self.episode_len, eval_episodes=self.eval_episodes, retrieval=self.task == "retrieval"
-        )
 
     def generation(self) -> dict[str, Any]:
         """What the content of a training episode depends on (the cache key)."""
@@ -351,36 +327,31 @@ def episodes_from_shards(shards: list[Arrays], maze: int, frame_size: int, actio
 
 
 @register_dataset("memory_maze")
-class MemoryMaze(EpisodeDataset):
+class MemoryMaze(RecordedEpisodes):
     Config = MemoryMazeConfig
+    dataset = "memory_maze"
+    arrays = ("frames", "actions", "positions", "directions")
+    cfg: MemoryMazeConfig
 
     def __init__(self, cfg: MemoryMazeConfig, seed: int = 0) -> None:
-        self.cfg = cfg
+        super().__init__(cfg)
         self.retrace_prob = float(cfg.retrace_prob or 0.0)
         self.code_dim = 0 if cfg.action == "move" else cfg.maze**2 * 4
-        self.folder = cache_root(cfg.cache_dir) / "memory_maze" / config_hash(cfg.generation())
         assert cfg.episodes is not None and cfg.episode_len is not None
         shards = self._shards(f"train-s{cfg.data_seed}", cfg.data_seed, 0, cfg.episodes, cfg.episode_len, None)
         self.use(self._episodes(shards))
 
     def _shards(self, split: str, seed: int, code: int, n: int, length: int, revisit_after: int | None) -> list[Arrays]:
-        gen = self.cfg.generation()
-        meta = {"dataset": "memory_maze", "config": gen, "seed": seed, "split": split, "length": length}
-        store = ShardStore(self.folder / split, meta, required=("frames", "actions", "positions", "directions"))
-        make = partial(make_shard, gen, seed, code, revisit_after, length)
-        return store.load(n, make, workers=self.cfg.workers, desc=f"memory_maze {split}")
+        make = partial(make_shard, self.cfg.generation(), seed, code, revisit_after, length)
+        return self.load_shards(split, seed, n, length, make)
 
     def _episodes(self, shards: list[Arrays]) -> Episodes:
         assert self.cfg.frame_size is not None
         return episodes_from_shards(shards, self.cfg.maze, self.cfg.frame_size, self.cfg.action)
 
     def eval_set(self, clips: int, context: int, horizon: int) -> EvalSet:
-        n = self.cfg.eval_episodes or clips
-        if clips > n:
-            raise ValueError(f"rollout.clips ({clips}) exceeds data.eval_episodes ({n})")
+        n = self.eval_count(clips, context)
         if self.cfg.task == "retrieval":
-            if context < 2:
-                raise ValueError(f"the retrieval task needs a context of at least 2 frames, got {context}")
             shards = self._shards(f"eval-explore-len{context}", EVAL_SEED, 1, n, context, None)
             idx = bounce(context + horizon, context - 1)
         else:

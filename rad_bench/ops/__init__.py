@@ -1,9 +1,10 @@
 """Kernel/reference pairs shared by blocks, and the choice between them.
 
 Each op ``foo`` lives in ``rad_bench/ops/foo.py`` with ``foo_ref`` (pure PyTorch, paper-faithful,
-the test oracle) and, where a CUDA package provides one, a fast path imported lazily. Which path
-runs is resolved once: the suite key ``impl: auto|kernel|ref``, overridden globally by the
-environment variable ``RAD_BENCH_IMPL``. Tests force a path with :func:`override_impl`.
+the test oracle) and a fast path: a CUDA package's kernel imported lazily, or a fused PyTorch form.
+Which path runs is asked for explicitly: a block is built with the suite key ``impl: auto|kernel|ref``
+(:class:`rad_bench.model.dit.DiTConfig` ``impl``) and passes it to its ops; the environment variable
+``RAD_BENCH_IMPL`` overrides it for the whole process and tests force a path with :func:`override_impl`.
 """
 
 from __future__ import annotations
@@ -13,28 +14,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 IMPLS = ("auto", "kernel", "ref")
-_override: str | None = None
-_suite_impl = "auto"
+_override: str | None = None  # set only by override_impl (tests)
 
 
 class KernelUnavailableError(RuntimeError):
     """``impl: kernel`` was requested but the CUDA package is missing."""
 
 
-def set_suite_impl(impl: str) -> None:
-    """The suite's ``impl`` key; called once by the runner before models are built."""
-    global _suite_impl
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    _suite_impl = impl
-
-
-def requested_impl(default: str = "auto") -> str:
-    """The impl asked for: test override > ``RAD_BENCH_IMPL`` > explicit argument > suite value."""
-    impl = _override or os.environ.get("RAD_BENCH_IMPL") or (default if default != "auto" else _suite_impl)
+def check_impl(impl: str) -> str:
+    """``impl`` if it is one of :data:`IMPLS`, else a ValueError naming the valid ones."""
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r} (check RAD_BENCH_IMPL / suite 'impl')")
     return impl
+
+
+def requested_impl(requested: str = "auto") -> str:
+    """The impl asked for: test override > ``RAD_BENCH_IMPL`` > ``requested`` (the suite's value)."""
+    return check_impl(_override or os.environ.get("RAD_BENCH_IMPL") or requested)
 
 
 def resolve_impl(requested: str, kernel_ok: bool, install_hint: str) -> str:
@@ -49,6 +45,7 @@ def resolve_impl(requested: str, kernel_ok: bool, install_hint: str) -> str:
 
 @contextmanager
 def override_impl(impl: str | None) -> Iterator[None]:
+    """Force ``impl`` for every op inside the block (tests); ``None`` lifts the override."""
     global _override
     old, _override = _override, impl
     try:

@@ -1,0 +1,200 @@
+"""``summary.md`` and the rollout figure: per section a markdown table of ratios with their targets
+(PASS/MISS), built from the rows the sections return, all from one run on one device."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+from rad_bench.bench.common import BF16, FP32, Bench, is_cuda
+from rad_bench.bench.scans import SCAN_PAIRS
+from rad_bench.report.document import Table
+
+ROLLOUT_TARGET = 1.15  # max per-frame time ratio 16x / 1x window for constant-state blocks
+FRAME_VS_CHUNK_TARGET = 1.5  # max training-step time ratio, frame-wise (prefetch) / chunk-wise
+NAIVE_VS_FRAME_TARGET = 3.0  # min training-step time ratio, naive window loop / frame-wise (prefetch)
+
+
+def plot_rollout(rows: list[dict[str, Any]], name: str) -> bytes:
+    """PNG of ms per frame vs rollout length, one line per block (dashed: bf16 autocast)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.8))
+    ax = fig.subplots()
+    for (block, dtype), rs in group(rows, "block", "dtype").items():
+        label = block if dtype == FP32 else f"{block} ({dtype})"
+        ls = "-" if dtype == FP32 else "--"
+        ax.plot([r["frames"] for r in rs], [r["ms_per_frame"] for r in rs], ls, marker="o", label=label)
+    frames = sorted({r["frames"] for r in rows})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(frames, [str(f) for f in frames])
+    ax.set_xlabel(f"rollout length (frames after a {rows[0]['context']}-frame context; window {rows[0]['window']})")
+    ax.set_ylabel("ms per frame")
+    ax.set_title(f"rollout cost vs length, batch {rows[0]['batch']}, {name}", fontsize=9)
+    ax.legend(fontsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def group(rows: list[dict[str, Any]], *keys: str) -> dict[Any, list[dict[str, Any]]]:
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        k = tuple(row[key] for key in keys)
+        out.setdefault(k if len(keys) > 1 else k[0], []).append(row)
+    return out
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table (:class:`rad_bench.report.document.Table`), as one ``summary.md`` line."""
+    return Table(header, rows).markdown()
+
+
+def g3(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def verdict(ratio: float, target: float | None, at_most: bool = False) -> tuple[str, str]:
+    """(target text, PASS/MISS) for a ratio; no target gives ("—", "—")."""
+    if target is None:
+        return "—", "—"
+    ok = ratio <= target if at_most else ratio >= target
+    return (f"<= {target}" if at_most else f">= {target}x"), ("PASS" if ok else "MISS")
+
+
+def rollout_summary(rows: list[dict[str, Any]]) -> list[str]:
+    fp32 = [r for r in rows if r["dtype"] == FP32]
+    lengths = sorted({r["length_x_window"] for r in fp32})
+    table = []
+    for block, rs in group(fp32, "block").items():
+        by = {r["length_x_window"]: r for r in rs}
+        lo, hi = by[lengths[0]], by[lengths[-1]]
+        ratio = hi["ms_per_frame"] / lo["ms_per_frame"]
+        constant = lo["state_growth"] == "constant"
+        target, status = verdict(ratio, ROLLOUT_TARGET, at_most=True) if constant else ("grows (expected)", "—")
+        times = [g3(by[m]["ms_per_frame"]) for m in lengths]
+        state = f"{lo['state_bytes'] / 1e6:.3g} → {hi['state_bytes'] / 1e6:.3g}"
+        table.append([block, lo["state_growth"], lo["impl"], *times, state, f"{ratio:.3f}", target, status])
+    head = ["block", "state", "impl", *(f"ms/frame {m}x" for m in lengths), "state MB", f"{lengths[-1]}x/{lengths[0]}x"]
+    r0 = fp32[0]
+    intro = [
+        "## 1. Rollout cost vs length",
+        "",
+        f"Untrained smoke_all models; batch {r0['batch']}, context {r0['context']}, window {r0['window']}, "
+        f"{r0['sampling_steps']} sampling steps + 1 commit per frame; ms per rollout step (one frame per clip), "
+        f"context pass subtracted, best of the repetitions. State MB: KV window + memory state, "
+        f"{lengths[0]}x → {lengths[-1]}x window. Peak memory ({r0['peak_mem_kind']}) is in `rollout-*.csv`.",
+        "",
+    ]
+    return intro + [markdown([*head, "target", "status"], table)] + bf16_summary(rows)
+
+
+def bf16_summary(rows: list[dict[str, Any]]) -> list[str]:
+    by = {(r["block"], r["dtype"], r["length_x_window"]): r for r in rows}
+    longest = max(r["length_x_window"] for r in rows)
+    table = []
+    for block in group(rows, "block"):
+        if (block, BF16, longest) in by:
+            a, h = by[(block, FP32, longest)]["ms_per_frame"], by[(block, BF16, longest)]["ms_per_frame"]
+            table.append([block, g3(a), g3(h), f"{a / h:.2f}x"])
+    if not table:
+        return []
+    head = ["block", f"fp32 ms/frame {longest}x", f"bf16 ms/frame {longest}x", "bf16 speedup"]
+    return ["### bf16 autocast rollout", "", markdown(head, table)]
+
+
+def scans_summary(rows: list[dict[str, Any]]) -> list[str]:
+    by = {(r["op"], r["impl"], r["mode"]): r for r in rows}
+    table = []
+    for op, fast, base, target in SCAN_PAIRS:
+        for mode in ("fwd", "fwd+bwd"):
+            if (op, fast, mode) not in by or (op, base, mode) not in by:
+                continue
+            f, s = by[(op, fast, mode)], by[(op, base, mode)]
+            speedup = s["ms"] / f["ms"]
+            t, status = verdict(speedup, target)
+            table.append([op, f"{fast} vs {base}", mode, str(f["length"]), g3(s["ms"]), g3(f["ms"]), f"{speedup:.2f}x"])
+            table[-1] += [t, status]
+    head = ["op", "fast vs baseline", "mode", "length", "baseline ms", "fast ms", "speedup", "target", "status"]
+    configs = "; ".join(f"{op}: {rs[0]['config']}, {rs[0]['rows']} rows" for op, rs in group(rows, "op").items())
+    intro = ["## 2. Scans", "", f"Speedup = baseline time / fast time, best of the repetitions. {configs}.", ""]
+    return intro + [markdown(head, table)]
+
+
+def train_summary(rows: list[dict[str, Any]]) -> list[str]:
+    r0 = rows[0]
+    table = [
+        [
+            r["block"],
+            f"{r['steps_per_s']:.2f}",
+            f"{r['frames_per_s']:.0f}",
+            f"{r['flops_per_step'] / 1e9:.3g}",
+            f"{r['achieved_flops_per_s'] / 1e9:.3g}",
+            f"{100 * r['fraction_of_peak']:.1f}%",
+        ]
+        for r in rows
+    ]
+    head = ["block", "steps/s", "frames/s", "GFLOP/step", "achieved GFLOP/s", "of matmul peak"]
+    intro = [
+        "## 3. Training",
+        "",
+        f"`train()` at batch {r0['batch']} x {r0['clip_len']} frames, {r0['steps_timed']} steps after warm-up. "
+        f"FLOPs: forward + backward per step (FlopCounterMode: matmul, conv, attention). "
+        f"Matmul peak: float32 {r0['matmul_n']}x{r0['matmul_n']} at {r0['matmul_peak_flops_per_s'] / 1e9:.1f} GFLOP/s.",
+        "",
+    ]
+    return intro + [markdown(head, table)]
+
+
+def modes_summary(rows: list[dict[str, Any]]) -> list[str]:
+    table = []
+    for block, rs in group(rows, "block").items():
+        t = {r["way"]: r["s_per_step"] for r in rs}
+        frame_chunk = verdict(t["frame"] / t["chunk"], FRAME_VS_CHUNK_TARGET, at_most=True)
+        naive_frame = verdict(t["naive window loop"] / t["frame"], NAIVE_VS_FRAME_TARGET)
+        table.append(
+            [block, *(f"{1e3 * t[w]:.0f}" for w in t), f"{t['frame'] / t['chunk']:.2f}x", frame_chunk[1],
+             f"{t['frame (prefetch detached)'] / t['chunk']:.2f}x", f"{t['naive window loop'] / t['frame']:.2f}x",
+             naive_frame[1]]
+        )  # fmt: skip
+    r0 = rows[0] if rows else {"batch": "?", "clip_len": "?"}
+    head = ["block", "chunk ms", "frame ms", "frame detached ms", "naive ms", "frame / chunk",
+            f"target <= {FRAME_VS_CHUNK_TARGET}x", "detached / chunk", "naive / frame",
+            f"target >= {NAIVE_VS_FRAME_TARGET}x"]  # fmt: skip
+    intro = [
+        "## 4. Training modes",
+        "",
+        f"Forward + backward of one batch of {r0['batch']} clips x {r0['clip_len']} frames (no optimizer step), "
+        "best of the repetitions. `frame`: RAD's frame-wise training with the state prefetch (one clean pass, then "
+        "every frame denoised in one batch); `naive window loop`: the same loss frame after frame with the state "
+        "handed on (`rad_bench.modes.frame_loss_naive`).",
+        "",
+    ]
+    return intro + [markdown(head, table)]
+
+
+def metrics_summary(rows: list[dict[str, Any]]) -> list[str]:
+    table = [
+        [r["metric"], str(r["frames"]), f"{r['frame_size']} → {r['model_input_size']}", g3(r["frames_per_s"])]
+        for r in rows
+    ]
+    return ["## 5. Metrics throughput", "", markdown(["metric", "frames", "px (in → model)", "frames/s"], table)]
+
+
+def summary_md(b: Bench, env: dict[str, Any], results: dict[str, list[dict[str, Any]]], wall_s: float) -> str:
+    notes = list(b.notes)
+    if not is_cuda(b.device):
+        notes.append("CPU peak memory is the growth of the process-wide peak RSS during a rollout, not its own use.")
+    lines = [
+        f"# rad-bench efficiency: {b.tag} ({b.name})",
+        "",
+        f"{'--quick' if env['quick'] else 'full'} run, torch {env['torch']}, {env['torch_threads']} threads, "
+        f"git {env['git_sha'][:7]}, {time.strftime('%Y-%m-%d %H:%M')}, {wall_s:.0f} s. "
+        f"All ratios are from this one run on this one device.",
+        "",
+    ]
+    lines += rollout_summary(results["rollout"]) + scans_summary(results["scans"])
+    lines += train_summary(results["train"]) + modes_summary(results["modes"]) + metrics_summary(results["metrics"])
+    lines += ["## Notes", "", *(f"- {n}" for n in notes)] if notes else []
+    return "\n".join(lines) + "\n"

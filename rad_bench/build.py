@@ -1,0 +1,68 @@
+"""From a validated suite to the objects a cell works with: the model config, the model with a block
+in its memory slot (parameter-matched across the suite's blocks) and the dataset.
+
+Shared by the runner and the benchmark, so both build exactly the same models from the same suite.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rad_bench.config import BlockSpec, Suite, SuiteError, data_config
+from rad_bench.data import Dataset
+from rad_bench.model.dit import DiTConfig, VideoDiT, build_model, count_params, matched_config
+from rad_bench.model.presets import PRESETS
+from rad_bench.modes import attention_for
+from rad_bench.registry import BLOCKS, DATASETS
+from rad_bench.tags import Reach
+
+
+def model_config(suite: Suite, data: Dataset) -> DiTConfig:
+    """The suite's DiT config: its preset with the suite's overrides, sized for ``data``."""
+    m = suite.model
+    preset = dict(PRESETS[m.preset])
+    overrides = {k: v for k, v in {"dim": m.dim, "depth": m.depth, "heads": m.heads}.items() if v is not None}
+    preset.update(overrides)
+    return DiTConfig(
+        frame_size=data.frame_size,
+        channels=data.channels,
+        patch=m.patch,
+        window=m.window,
+        action_dim=data.action_dim,
+        mlp_ratio=m.mlp_ratio,
+        attention=attention_for(suite.train.mode),
+        memory_action=m.memory_action,
+        impl=suite.impl,
+        **preset,  # type: ignore[arg-type]
+    )
+
+
+def make_dataset(suite: Suite, seed: int) -> Dataset:
+    """The suite's dataset (its ``data:`` section validated by the dataset's own config)."""
+    cls = DATASETS.get(suite.data["name"])
+    return cls(data_config(suite), seed=seed)
+
+
+def _count(cfg: DiTConfig, spec: BlockSpec) -> int:
+    with torch.device("meta"):  # count without allocating
+        return count_params(build_model(cfg, BLOCKS.get(spec.name), spec.kwargs))
+
+
+def make_model(suite: Suite, spec: BlockSpec, data: Dataset, device: str) -> VideoDiT:
+    """The suite's DiT with ``spec`` in its memory slot; with ``model.match_params`` the MLP width is
+    set so every block of the suite has the parameter count of the largest one (within ~1%)."""
+    cfg = model_config(suite, data)
+    if cfg.frame_size % cfg.patch or (cfg.dim // cfg.heads) % 4:
+        raise SuiteError(
+            f"model: frame_size {cfg.frame_size} must be a multiple of patch {cfg.patch} and "
+            f"dim/heads ({cfg.dim}/{cfg.heads}) a multiple of 4 (2-D RoPE)"
+        )
+    if suite.model.match_params:
+        target = max(_count(cfg, s) for s in suite.blocks)
+        cfg = matched_config(cfg, target, _count(cfg, spec))
+    return build_model(cfg, BLOCKS.get(spec.name), spec.kwargs).to(device)
+
+
+def reach_of(cfg: DiTConfig) -> Reach:
+    """The attention reach the revisit tags use: the sliding reach, or the chunk for chunk attention."""
+    return Reach(cfg.reach, cfg.window if cfg.attention == "chunk" else None)

@@ -1,0 +1,96 @@
+"""metrics.csv -> leaderboard.csv / leaderboard.md / figures / report.md / report.html.
+
+Reads CSVs and sample files only (no torch, no models), so ``rad-bench report`` redraws everything on
+any machine. The package: :mod:`~rad_bench.report.tables` (leaderboard numbers, intervals, pairing
+and bootstrap), :mod:`~rad_bench.report.views` (markdown tables and their notes),
+:mod:`~rad_bench.report.figures` (matplotlib), :mod:`~rad_bench.report.samples` (strip and GIF),
+:mod:`~rad_bench.report.document` (markdown and self-contained HTML) and
+:mod:`~rad_bench.report.runs` (one run folder as a report section); this module writes them.
+
+Leaderboard cell = mean over seeds of each seed's mean over (clip, frame) rows with that tag,
+± the half-width of its 95% t-interval over seeds (leaderboard.csv also keeps the standard error).
+With a single seed the interval is taken over clips instead, and the table says so. Each block is
+also paired with a baseline block (``leaderboard.baseline``, default ``none``) on the identical
+evaluation episodes: the mean per-(seed, clip) difference and its two-level bootstrap interval.
+Reference rows (``copy_last``, ``recall_oracle``: no training) are shown and marked as such.
+
+A report covers one run folder (:func:`write`, into that folder) or several suites side by side
+(:func:`write_combined`, into another folder). Each suite's rows are computed from its own
+``metrics.csv`` alone, so rows of different suites are never averaged together. Optional inputs are
+drawn when the run folder has them: ``efficiency.csv`` (cost per cell) and ``state.csv`` (state
+bytes per rollout frame). ``report.html`` embeds every figure as base64, so it is one file to mail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from rad_bench.report.combined import combined_leaderboard, combined_notes, combined_table, section_keys
+from rad_bench.report.document import Heading, Item, Para, Table, to_html, to_markdown, write_documents
+from rad_bench.report.figures import gap_bins, reach_groups
+from rad_bench.report.runs import (
+    ReportError,
+    RunReport,
+    draw_figures,
+    load_run,
+    markdown,
+    notes,
+    resolve_run_dir,
+    run_items,
+    run_table,
+    suite_name,
+)
+from rad_bench.report.samples import TAG_COLORS, sample_gif, sample_strip
+from rad_bench.report.tables import (
+    bootstrap_ci,
+    clip_means,
+    compare,
+    leaderboard,
+    pair_with_baseline,
+    paired_differences,
+    resolve_baseline,
+    sort_table,
+    with_comparison,
+)
+from rad_bench.report.views import efficiency_table, leaderboard_table
+from rad_bench.results import LEADERBOARD_CSV, LEADERBOARD_MD, write_table
+from rad_bench.utils import atomic_write_text
+
+__all__ = [  # the public names, so `from rad_bench import report; report.<name>` keeps working
+    "TAG_COLORS", "Heading", "Item", "Para", "ReportError", "RunReport", "Table", "bootstrap_ci", "clip_means",
+    "combined_leaderboard", "combined_table", "compare", "draw_figures", "efficiency_table", "gap_bins",
+    "leaderboard", "leaderboard_table", "load_run", "markdown", "notes", "pair_with_baseline",
+    "paired_differences", "reach_groups", "resolve_baseline", "resolve_run_dir", "run_items", "run_table",
+    "sample_gif", "sample_strip", "sort_table", "suite_name", "to_html", "to_markdown", "with_comparison",
+    "write", "write_combined", "write_documents",
+]  # fmt: skip
+
+
+def write(run_dir: Path, sort_by: str | None = None, baseline: str | None = None) -> pd.DataFrame:
+    """(Re)build leaderboard.csv/.md, figures/, report.md and report.html inside ``run_dir``."""
+    run = load_run(Path(run_dir), sort_by, baseline)
+    write_table(run.run_dir / LEADERBOARD_CSV, run.table)
+    atomic_write_text(run.run_dir / LEADERBOARD_MD, markdown(run))
+    draw_figures(run, run.run_dir / "figures")
+    write_documents(run.run_dir, f"rad-bench report: {run.suite} ({run.run_dir.name})", run_items(run, 1))
+    return run.table
+
+
+def write_combined(run_dirs: list[Path], out: Path) -> pd.DataFrame:
+    """leaderboard.csv/.md and report.md/.html for several runs (one section per suite) into ``out``;
+    figures go to ``out/figures/<suite>/`` and the run folders are left untouched."""
+    runs = [load_run(Path(d)) for d in run_dirs]
+    for run, key in zip(runs, section_keys(runs)):
+        draw_figures(run, out / "figures" / key)
+    table = combined_leaderboard(runs)
+    view, foot = combined_table(table, runs), combined_notes(runs)
+    write_table(out / LEADERBOARD_CSV, table)
+    atomic_write_text(out / LEADERBOARD_MD, view.markdown() + "\n" + foot)
+    intro = "Suites: " + ", ".join(f"`{r.suite}` from `{r.run_dir}`" for r in runs) + "."
+    items: list[Item] = [Para(intro), Heading(2, "Leaderboards (one row per suite and block)"), view, Para(foot)]
+    for run in runs:
+        items += run_items(run, 2, title=f"Suite {run.suite} ({run.run_dir.name})")
+    write_documents(out, "rad-bench combined report", items)
+    return table

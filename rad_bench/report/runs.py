@@ -1,0 +1,262 @@
+"""One run folder as a report: its metrics.csv read into a :class:`RunReport` (sorted leaderboard with the
+paired comparison), its figures drawn, and its report section (leaderboard, retrieval vs gap,
+curves, bars, efficiency, samples) as document items. Also finds run folders from a suite's results
+folder or its YAML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rad_bench.metrics import get_metric
+from rad_bench.report.document import Figure, Heading, Item, Para, Table
+from rad_bench.report.figures import (
+    plot_metric_vs_frame,
+    plot_metric_vs_frame_by_tag,
+    plot_metric_vs_gap,
+    plot_revisit_bars,
+    plot_state_bytes,
+    reach_groups,
+)
+from rad_bench.report.samples import sample_gif, sample_strip
+from rad_bench.report.tables import leaderboard, resolve_baseline, sort_table, unit_of, with_comparison
+from rad_bench.report.views import (
+    REFERENCE_NOTE,
+    TAG_NOTE,
+    compare_note,
+    delta_column,
+    efficiency_table,
+    frames_note,
+    has_reference,
+    leaderboard_table,
+    plain,
+    unit_note,
+)
+from rad_bench.results import EFFICIENCY_CSV, METRICS_CSV, STATE_CSV, split_column
+
+
+class ReportError(ValueError):
+    """A report cannot be built; the message names the path and the fix."""
+
+
+@dataclass
+class RunReport:
+    run_dir: Path
+    suite: str
+    df: pd.DataFrame
+    table: pd.DataFrame
+    unit: str
+    metrics: list[str]
+    sort_by: str
+    baseline: str | None = None  # the block every other block is paired against; None: no comparison
+    figures: dict[str, Path] = field(default_factory=dict)
+
+
+def _leaderboard_cfg(run_dir: Path) -> dict[str, Any]:
+    """The ``leaderboard:`` mapping of the run's suite.resolved.yaml (empty when there is none)."""
+    import yaml
+
+    f = run_dir / "suite.resolved.yaml"
+    if not f.is_file():
+        return {}
+    return (yaml.safe_load(f.read_text()) or {}).get("leaderboard") or {}
+
+
+def _suite_of(run_dir: Path, df: pd.DataFrame) -> str:
+    if "suite" not in df:
+        return run_dir.parent.name
+    suites = sorted(map(str, df["suite"].unique()))
+    if len(suites) > 1:
+        raise ReportError(
+            f"{run_dir / METRICS_CSV}: mixes suites {suites}; a run folder holds one suite, "
+            "so rebuild it (or report each suite's run folder separately)"
+        )
+    return suites[0]
+
+
+def load_run(run_dir: Path, sort_by: str | None = None, baseline: str | None = None) -> RunReport:
+    """Read one run folder's metrics.csv and compute its (sorted) leaderboard with the paired comparison.
+    ``sort_by`` and ``baseline`` default to the run's ``leaderboard:`` settings in suite.resolved.yaml."""
+    f = run_dir / METRICS_CSV
+    if not f.is_file():
+        raise ReportError(f"{run_dir}: no metrics.csv (is this a run folder? runs live under results/<suite>/)")
+    df = pd.read_csv(f)
+    cfg = _leaderboard_cfg(run_dir)
+    sort_by = sort_by or str(cfg.get("sort_by") or "psnr_revisit")
+    base = resolve_baseline(df, baseline or cfg.get("baseline"))
+    table, unit = leaderboard(df)
+    table = sort_table(with_comparison(table, df, base), sort_by)
+    metrics = list(dict.fromkeys(df["metric"]))
+    return RunReport(run_dir, _suite_of(run_dir, df), df, table, unit, metrics, sort_by, base)
+
+
+def _read_state(path: Path) -> pd.DataFrame:
+    state = pd.read_csv(path)
+    missing = {"block", "frame", "state_bytes"} - set(state.columns)
+    if missing:
+        raise ReportError(f"{path}: missing columns {sorted(missing)}; expected block, seed, frame, state_bytes")
+    return state
+
+
+def draw_figures(run: RunReport, fig_dir: Path) -> None:
+    """Every figure of one run into ``fig_dir``; ``run.figures`` records the ones that were drawn."""
+    df, figs = run.df, {}  # type: dict[str, Path | None]
+    for m in run.metrics:
+        figs[f"{m}_vs_frame"] = plot_metric_vs_frame(df, m, fig_dir / f"{m}_vs_frame")
+        if get_metric(m).scope == "per_frame":
+            figs[f"{m}_vs_gap"] = plot_metric_vs_gap(df, m, fig_dir / f"{m}_vs_gap")
+            figs[f"{m}_vs_frame_by_tag"] = plot_metric_vs_frame_by_tag(df, m, fig_dir / f"{m}_vs_frame_by_tag")
+            figs[f"{m}_by_tag"] = plot_revisit_bars(run.table, m, fig_dir / f"{m}_by_tag")
+    if (run.run_dir / STATE_CSV).is_file():
+        figs["state_bytes"] = plot_state_bytes(_read_state(run.run_dir / STATE_CSV), fig_dir / "state_bytes_vs_frame")
+    reach = int(df["reach"].iloc[0]) if "reach" in df else 1
+    figs["samples_png"] = sample_strip(run.run_dir, fig_dir / "samples.png", reach)
+    figs["samples_gif"] = sample_gif(run.run_dir, fig_dir / "samples.gif", reach)
+    run.figures = {k: v for k, v in figs.items() if v is not None}
+
+
+def notes(run: RunReport) -> str:
+    """The text under a run's leaderboard: sort key, interval, tags, frame counts, Δ and references."""
+    lines = [
+        f"Sorted by `{run.sort_by}`. {unit_note(run.unit, run.df[run.unit].nunique())} {TAG_NOTE}",
+        frames_note(run.table),
+        compare_note(run.table, run.sort_by, run.baseline),
+    ]
+    return "\n".join(lines + ([REFERENCE_NOTE] if has_reference(run.table) else [])) + "\n"
+
+
+def run_table(run: RunReport) -> Table:
+    """A run's leaderboard view, with the Δ column of its sort metric when there is a baseline."""
+    return leaderboard_table(run.table, run.metrics, delta=delta_column(run.table, run.sort_by, run.baseline))
+
+
+def markdown(run: RunReport) -> str:
+    """leaderboard.md of one run: the table and its notes."""
+    return run_table(run).markdown() + "\n" + notes(run)
+
+
+def _run_meta(run: RunReport) -> str:
+    df = run.df
+    parts = [f"Run folder `{run.run_dir}`", f"suite `{run.suite}`"]
+    if "suite_version" in df:
+        parts.append(f"version {plain(df['suite_version'].iloc[0])}")
+    if "git_sha" in df:
+        parts.append(f"git `{str(df['git_sha'].iloc[0])[:7]}`")
+    parts.append(f"seeds {sorted(map(int, df['seed'].unique()))}")
+    reach = ", ".join(f"{r} ({', '.join(b)})" for r, b in reach_groups(df).items())
+    text = "; ".join(parts) + (f"; attention reach {reach}." if reach else ".")
+    if "limited" in df and df["limited"].astype(str).eq("True").any():
+        text += "\nLimited run (training steps capped): not comparable with full runs."
+    return text
+
+
+def _curve_items(run: RunReport) -> list[Item]:
+    items: list[Item] = []
+    for m in run.metrics:
+        key = f"{m}_vs_frame_by_tag" if f"{m}_vs_frame_by_tag" in run.figures else f"{m}_vs_frame"
+        if key in run.figures:
+            what = "one panel per tag" if key.endswith("by_tag") else "FVD buckets"
+            items.append(
+                Figure(
+                    run.figures[key],
+                    f"{m} vs frames since rollout start ({what}); vertical line = attention reach; "
+                    f"band = ± stderr over {unit_of(run.df)}s.",
+                )
+            )
+    return items
+
+
+def _gap_items(run: RunReport) -> list[Item]:
+    """Retrieval curves, the sort metric's first."""
+    first = split_column(run.sort_by)[0]
+    caption = (
+        "{m} vs gap = frames since the generated frame's place was last shown in the ground-truth context "
+        "(novel frames have none); vertical line = sliding attention reach (from it on only memory can "
+        "restore the place); dashed = references; band = ± stderr over {unit}s."
+    )
+    return [
+        Figure(run.figures[f"{m}_vs_gap"], caption.format(m=m, unit=unit_of(run.df)))
+        for m in sorted(run.metrics, key=lambda m: m != first)
+        if f"{m}_vs_gap" in run.figures
+    ]
+
+
+def _efficiency_items(run: RunReport) -> list[Item]:
+    items: list[Item] = []
+    eff = run.run_dir / EFFICIENCY_CSV
+    if eff.is_file():
+        items.append(efficiency_table(pd.read_csv(eff)))
+    if "state_bytes" in run.figures:
+        items.append(Figure(run.figures["state_bytes"], "Memory state bytes vs rollout frame (mean over seeds)."))
+    return items
+
+
+def _sample_items(run: RunReport) -> list[Item]:
+    caps = {
+        "samples_png": "Clip 0: ground truth (top; border = tag) and each block's lowest-seed rollout.",
+        "samples_gif": "Clip 0 animated: ground truth (border = tag) next to each block's lowest-seed rollout.",
+    }
+    return [Figure(run.figures[k], c) for k, c in caps.items() if k in run.figures]
+
+
+def run_items(run: RunReport, level: int, title: str | None = None) -> list[Item]:
+    """One run's report section: leaderboard, retrieval vs gap, curves by tag, bars, efficiency, samples. Subsections
+    are at ``level + 1`` (under the document title when there is no section ``title``)."""
+    items: list[Item] = [Heading(level, title)] if title else []
+    items += [Para(_run_meta(run)), Heading(level + 1, "Leaderboard")]
+    items += [run_table(run), Para(notes(run))]
+    gaps = _gap_items(run)
+    items += [Heading(level + 1, "Retrieval vs gap"), *gaps] if gaps else []
+    items += [Heading(level + 1, "Metric vs horizon"), *_curve_items(run)]
+    bars = [
+        Figure(run.figures[f"{m}_by_tag"], f"{m} by tag, ± stderr") for m in run.metrics if f"{m}_by_tag" in run.figures
+    ]
+    items += [Heading(level + 1, "Scores by tag (revisit = memory)"), *bars] if bars else []
+    eff = _efficiency_items(run)
+    items += [Heading(level + 1, "Efficiency"), *eff] if eff else []
+    samples = _sample_items(run)
+    items += [Heading(level + 1, "Samples"), *samples] if samples else []
+    return items
+
+
+def suite_name(path: Path, _seen: tuple[Path, ...] = ()) -> str:
+    """A suite file's ``name:``, following ``include:``. Plain YAML on purpose: validating the suite
+    would import the block registry and with it torch, which the report never needs."""
+    import yaml
+
+    path = path.resolve()
+    if path in _seen:
+        raise ReportError(f"{path}: include cycle: {' -> '.join(str(p) for p in (*_seen, path))}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ReportError(f"{path}: cannot read the suite ({e})") from e
+    if not isinstance(raw, dict):
+        raise ReportError(f"{path}: a suite must be a mapping of keys")
+    if "name" in raw:
+        return str(raw["name"])
+    if isinstance(raw.get("include"), str):
+        return suite_name(path.parent / raw["include"], (*_seen, path))
+    raise ReportError(f"{path}: no `name:` here or in an included file; add `name: <suite>`")
+
+
+def resolve_run_dir(path: Path, results_root: Path = Path("results")) -> Path:
+    """A run folder from a run folder, a suite results folder (its newest run by name that has a
+    metrics.csv) or a suite YAML (its results folder under ``results_root``)."""
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        name = suite_name(path)
+        if not (results_root / name).is_dir():
+            raise ReportError(f"{path}: suite '{name}' has no results in {results_root / name}; run it first")
+        path = results_root / name
+    if (path / METRICS_CSV).is_file():
+        return path
+    runs = sorted(d for d in path.iterdir() if (d / METRICS_CSV).is_file()) if path.is_dir() else []
+    if not runs:
+        raise ReportError(
+            f"{path}: no metrics.csv and no run folder under it holding one; pass a run folder "
+            "(results/<suite>/<run>), a suite's results folder (results/<suite>/) or a suite YAML"
+        )
+    return runs[-1]

@@ -1,0 +1,183 @@
+"""Leaderboard views: the markdown/HTML tables (mean ± 95% interval, the paired Δ column, reference rows
+marked ``(ref)``), the notes that say how each number was computed, and the efficiency table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rad_bench.metrics import get_metric
+from rad_bench.report.document import Table
+from rad_bench.report.tables import flag
+from rad_bench.results import GROUPS, SHOWN, TAGS, split_column
+
+
+def _fmt(mean: float, err: float) -> str:
+    if pd.isna(mean):
+        return "—"
+    return f"{mean:.3f}" if pd.isna(err) else f"{mean:.3f} ± {err:.3f}"
+
+
+def _fmt_diff(row: pd.Series, col: str) -> str:
+    """``+1.230 [0.400, 2.050] *``: paired difference, its bootstrap interval, ``*`` when it excludes 0."""
+    d, lo, hi = (row.get(f"{col}_diff{s}", np.nan) for s in ("", "_lo", "_hi"))
+    if pd.isna(d):
+        return "—"
+    star = " *" if str(row.get(f"{col}_diff_sig")) == "True" else ""
+    return f"{d:+.3f} [{lo:.3f}, {hi:.3f}]{star}"
+
+
+def plain(v: object) -> str:
+    """A descriptive cell: ints stay ints even after a concat turned them into floats."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "—"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _lead_cell(row: pd.Series, c: str) -> str:
+    """A lead column; the block of a reference row is marked ``(ref)``."""
+    ref = c == "block" and str(row.get("reference")) == "True"
+    return plain(row[c]) + (" (ref)" if ref else "")
+
+
+def _metric_columns(metrics: list[str]) -> list[tuple[str, str]]:
+    """(column, header) pairs: per-frame metrics by tag and overall, set metrics overall only."""
+    out = []
+    for m in metrics:
+        groups = GROUPS if get_metric(m).scope == "per_frame" else ("all",)
+        out += [(f"{m}_{g}", f"{m}_{g} {get_metric(m).arrow}") for g in groups]
+    return out
+
+
+def delta_column(table: pd.DataFrame, sort_by: str, baseline: str | None) -> tuple[str, str] | None:
+    """(sort column, baseline) of the leaderboard's paired-difference column, when the table has one."""
+    return (sort_by, baseline) if baseline and f"{sort_by}_diff" in table else None
+
+
+def leaderboard_table(
+    table: pd.DataFrame,
+    metrics: list[str],
+    lead: tuple[str, ...] = ("block",),
+    delta: tuple[str, str] | None = None,
+) -> Table:
+    """The markdown/HTML view of a leaderboard: ``lead`` columns, cell settings, params, metrics
+    (mean ± ci95) and, with ``delta = (column, baseline)``, that column's paired difference."""
+    info = [*lead, *(c for c in SHOWN if c in table)]
+    cols = _metric_columns(metrics)
+    rows = []
+    for _, row in table.iterrows():
+        params = row.get("params_total", np.nan)
+        cells = [_lead_cell(row, c) for c in info] + ["—" if pd.isna(params) else f"{int(params):,}"]
+        cells += [_fmt(row.get(c, np.nan), row.get(f"{c}_ci95", np.nan)) for c, _ in cols]
+        rows.append(cells + ([_fmt_diff(row, delta[0])] if delta else []))
+    extra = [f"Δ {delta[0]} vs {delta[1]} (95% CI)"] if delta else []
+    return Table([*info, "params", *(h for _, h in cols), *extra], rows)
+
+
+TAG_NOTE = (
+    "Tags come from the ground-truth context the model was given: `in_window` = the place is shown in a "
+    "context frame still within attention reach, `revisit` = shown in the context only beyond the reach "
+    "(only memory can restore it), `novel` = never shown in the context; generated frames never count as "
+    "shown. Reach: depth x (window - 1) + 1 frames for sliding windows, the frame's own chunk for chunk "
+    "attention."
+)
+
+
+REFERENCE_NOTE = (
+    "Rows marked (ref) are references that involve no training, scored on the same episodes: "
+    "`copy_last`: repeats the last context frame; a learned block below it has learned nothing useful. "
+    "`recall_oracle`: the most recent context frame of the same place; the distance to it is what memory "
+    "could still gain. Their intervals are over seeds like any block (zero width: they are deterministic "
+    "given the episodes)."
+)
+
+
+def unit_note(unit: str, n: int) -> str:
+    if unit == "clip":
+        return (
+            f"Mean ± 95% t-interval over {n} clips "
+            "(one seed: the interval is over evaluation clips, and over FVD batches, not seeds)."
+        )
+    return f"Mean ± 95% t-interval over {n} seeds (half-width t(0.975, n-1) x sd / sqrt(n) of the seed means)."
+
+
+def frames_note(table: pd.DataFrame) -> str:
+    cols = [f"frames_{t}" for t in TAGS]
+    counts = table.reindex(columns=cols).fillna(0).astype(int).drop_duplicates()
+    if len(counts) > 1:
+        return (
+            "Scored frames per block and seed differ between blocks (their reach differs): "
+            "see `frames_*` in leaderboard.csv."
+        )
+    n = dict(zip(TAGS, counts.iloc[0])) if len(counts) else dict.fromkeys(TAGS, 0)
+    return f"Scored frames per block and seed: {n['in_window']} in_window, {n['revisit']} revisit, {n['novel']} novel."
+
+
+def compare_note(table: pd.DataFrame, sort_by: str, baseline: str | None) -> str:
+    """How the Δ column was computed and which sign is better, or why there is none."""
+    if baseline is None:
+        return "No paired comparison: `leaderboard.baseline` is not set and the run has no `none` block."
+    if not any(c.endswith("_diff") for c in table):
+        return f"No paired comparison: the baseline `{baseline}` is not in this run."
+    if f"{sort_by}_diff" not in table:
+        return f"`{sort_by}` is a set metric: paired differences to `{baseline}` are in leaderboard.csv (`*_diff`)."
+    spec = get_metric(split_column(sort_by)[0])
+    better = "higher-is-better, so Δ > 0" if spec.higher_is_better else "lower-is-better, so Δ < 0"
+    sweep = "; sweep points pair within their variant" if table.get("variant", pd.Series()).notna().any() else ""
+    return (
+        f"Δ = block − `{baseline}` on the identical evaluation episodes (per seed and clip{sweep}), mean and "
+        "95% two-level bootstrap interval (seeds, then clips; 2000 resamples). `*` = the interval excludes "
+        f"zero. {spec.name} is {better} means the block beats `{baseline}`."
+    )
+
+
+def has_reference(table: pd.DataFrame) -> bool:
+    return "reference" in table and bool(flag(table["reference"]).any())
+
+
+def byte_unit(n: float) -> tuple[float, str]:
+    for scale, name in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if n >= scale:
+            return float(scale), name
+    return 1.0, "B"
+
+
+def _fmt_bytes(n: float) -> str:
+    if pd.isna(n):
+        return "—"
+    scale, name = byte_unit(n)
+    return f"{int(n)} B" if name == "B" else f"{n / scale:.2f} {name}"
+
+
+EFFICIENCY = {
+    "rollout_frames_per_s": "rollout frames/s",
+    "train_step_s": "train step (s)",
+    "state_bytes_first": "state, first frame",
+    "state_bytes_final": "state, final frame",
+    "peak_memory_bytes": "peak memory",
+    "params_total": "params",
+}
+
+
+def efficiency_table(eff: pd.DataFrame) -> Table:
+    """Per block, mean over seeds of each cost column of efficiency.csv that exists."""
+    cols = [c for c in EFFICIENCY if c in eff]
+    lead = [c for c in ("train_mode", "state_growth") if c in eff]
+    mean = eff.groupby("block")[cols].mean()
+    info = eff.groupby("block")[lead].first()
+    seeds = eff.groupby("block")["seed"].nunique() if "seed" in eff else pd.Series(1, index=mean.index)
+    rows = []
+    for block, row in mean.iterrows():
+        cells = [str(block), *(plain(info.loc[block, c]) for c in lead), str(seeds[block])]
+        for c in cols:
+            v = row[c]
+            if c.endswith("_bytes") or c.startswith("state_bytes"):
+                cells.append(_fmt_bytes(v))
+            elif c == "params_total":
+                cells.append("—" if pd.isna(v) else f"{int(v):,}")
+            else:
+                cells.append("—" if pd.isna(v) else f"{v:.4g}")
+        rows.append(cells)
+    return Table(["block", *lead, "seeds", *(EFFICIENCY[c] for c in cols)], rows)

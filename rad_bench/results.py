@@ -1,0 +1,90 @@
+"""The results schema: what a run folder's CSV files hold and how they are written and joined.
+
+The one place the runner (which writes the files) and the report (which reads them) agree on file
+names, column names, tag names, the reference rows and the CSV format. Torch-free, so the report
+and ``rad-bench validate`` can read it on any machine.
+
+Per run folder: ``metrics.csv`` (one row per block x seed x clip x frame x metric: the cell's
+:data:`CELL_COLUMNS` followed by the scoring :data:`ROW_COLUMNS`), ``state.csv``
+(:data:`STATE_COLUMNS`: state bytes after each generated frame) and ``efficiency.csv`` (one row per
+cell: its cell columns and its training/rollout costs).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from rad_bench.tags import TAGS
+from rad_bench.utils import atomic_write_text
+
+METRICS_CSV, STATE_CSV, EFFICIENCY_CSV = "metrics.csv", "state.csv", "efficiency.csv"
+LEADERBOARD_CSV, LEADERBOARD_MD = "leaderboard.csv", "leaderboard.md"
+
+GROUPS = (*TAGS, "all")  # the leaderboard's column groups: one per tag, and every frame
+
+# Reference rows (rad_bench.reference): scored like every block, never trained. A block's leaderboard
+# label may not take one of these names, or its rows would be mixed with the reference's.
+REFERENCE_NAMES = ("copy_last", "recall_oracle")
+
+# the columns every metrics row of a cell carries, in this order (learned and reference cells alike)
+CELL_COLUMNS = (
+    "suite", "suite_version", "run", "block", "block_name", "variant", "seed", "reference", "train_mode",
+    "prefetch_grad", "clean_prefix", "memory_action", "window", "attention", "reach", "impl", "params_block",
+    "params_total", "limited", "git_sha",
+)  # fmt: skip
+# what scoring adds per row (rad_bench.score): frame -1 = a set metric over the whole episode
+ROW_COLUMNS = ("clip", "frame", "tag", "gap", "metric", "value", "protocol", "error")
+STATE_COLUMNS = ("block", "seed", "frame", "state_bytes")
+
+# cell settings carried into the leaderboard when metrics.csv has them (they differ between cells)
+CARRY = ("variant", "train_mode", "attention", "window", "reach", "prefetch_grad", "clean_prefix", "memory_action")
+SHOWN = ("train_mode", "window")  # of those, the ones leaderboard.md shows as columns
+
+
+def split_column(column: str) -> tuple[str, str]:
+    """``"<metric>_<group>"`` -> ``(metric, group)`` for a group of :data:`GROUPS` (a metric name may hold
+    underscores, as ``recall_acc`` does); ``(column, "")`` when it ends in no group."""
+    for group in sorted(GROUPS, key=len, reverse=True):
+        if column.endswith(f"_{group}"):
+            return column[: -len(group) - 1], group
+    return column, ""
+
+
+class _Table(Protocol):
+    def to_csv(self, *, index: bool) -> str: ...
+
+
+def cell_columns(**values: Any) -> dict[str, Any]:
+    """The :data:`CELL_COLUMNS` of one cell, in their order; a missing or unknown column raises."""
+    if set(values) != set(CELL_COLUMNS):
+        raise KeyError(f"cell columns differ from the schema: {sorted(set(values) ^ set(CELL_COLUMNS))}")
+    return {c: values[c] for c in CELL_COLUMNS}
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """CSV of ``rows`` under one header: every key of every row, in order of first appearance."""
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``rows`` as CSV at ``path``, written atomically."""
+    atomic_write_text(path, csv_text(rows))
+
+
+def write_table(path: Path, table: _Table) -> None:
+    """A pandas table as CSV at ``path`` (no index), written atomically."""
+    atomic_write_text(path, table.to_csv(index=False))
+
+
+def concat_csv(files: Sequence[Path]) -> str:
+    """The CSV files one after the other, under the first one's header."""
+    return "".join(f.read_text() if i == 0 else f.read_text().split("\n", 1)[1] for i, f in enumerate(files))

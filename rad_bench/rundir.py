@@ -1,0 +1,169 @@
+"""Run folders: which one a run writes into, the per-cell locks that let processes share it, and the
+files that mark a cell done or resumable.
+
+Layout of a run folder ``results/<suite>/<YYYYmmdd-HHMMSS>-<sha7>/``::
+
+    suite.resolved.yaml  argv.txt  env.json
+    cells/<block>-s<seed>/metrics.csv, stats.json, train_log.csv   (written when the cell is done)
+    checkpoints/<block>-s<seed>.pt                                 (git-ignored)
+    checkpoints/<block>-s<seed>.train.pt   (resumable training state; deleted once the cell is done)
+    locks/<block>-s<seed>.lock             (held while a process computes the cell)
+    samples/<block>-s<seed>.npz                                    (frames for strips)
+    metrics.csv  efficiency.csv  leaderboard.csv  leaderboard.md  figures/
+
+A cell is done once its ``cells/<cell>/metrics.csv`` exists (written last). A folder holds one suite
+configuration: ``suite.resolved.yaml`` must match to write into it. Every file is written atomically
+(temp file + rename); a process killed mid-write leaves only temp files, removed under the cell's lock.
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from filelock import FileLock, Timeout
+
+from rad_bench.config import Suite, SuiteError, resolved_dict
+from rad_bench.results import METRICS_CSV
+from rad_bench.utils import (
+    atomic_write_text,
+    barrier,
+    broadcast_object,
+    env_info,
+    git_sha,
+    is_main,
+    write_json,
+)
+
+T = TypeVar("T")
+
+
+def _resolved_yaml(suite: Suite, limited: bool) -> str:
+    d = resolved_dict(suite)
+    d["limited"] = limited
+    return yaml.safe_dump(d, sort_keys=False)
+
+
+def latest_matching(root: Path, text: str) -> Path | None:
+    """The newest run folder under ``root`` whose suite.resolved.yaml is ``text``."""
+    for d in sorted(root.glob("*/"), reverse=True):
+        f = d / "suite.resolved.yaml"
+        if f.is_file() and f.read_text() == text:
+            return d
+    return None
+
+
+def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: bool, results_root: Path) -> Path:
+    """Pick (or create) the run folder; refuse to mix results of a different suite into it."""
+    text = _resolved_yaml(suite, limited)
+    suite_root = results_root / suite.name
+    if run_dir is None and resume:
+        run_dir = latest_matching(suite_root, text)
+    if run_dir is None:
+        run_dir = suite_root / f"{time.strftime('%Y%m%d-%H%M%S')}-{git_sha(short=True)}"
+    existing = run_dir / "suite.resolved.yaml"
+    if existing.is_file() and existing.read_text() != text:
+        raise SuiteError(
+            f"{run_dir}: holds results of a different suite configuration (see {existing}); "
+            "use a new --run-dir or restore the same suite and overrides"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(existing, text)
+    return run_dir
+
+
+def start_run_dir(
+    suite: Suite, run_dir: Path | None, resume: bool, limited: bool, results_root: Path, argv: list[str] | None,
+    device: str,
+) -> Path:  # fmt: skip
+    """:func:`prepare_run_dir`, then record the command line and the environment in it."""
+    run_dir = prepare_run_dir(suite, run_dir, resume, limited, results_root)
+    atomic_write_text(run_dir / "argv.txt", " ".join(argv if argv is not None else sys.argv) + "\n")
+    write_json(run_dir / "env.json", env_info(device))
+    return run_dir
+
+
+def on_main(fn: Callable[[], T]) -> T:
+    """``fn()`` computed on rank 0 and broadcast, so every rank agrees (e.g. on the timestamped run
+    folder); a SuiteError raised there is raised on every rank."""
+    out: Any = None
+    if is_main():
+        try:
+            out = fn()
+        except SuiteError as e:
+            out = e
+    out = broadcast_object(out)
+    if isinstance(out, SuiteError):
+        raise out
+    return out
+
+
+def cell_done(run_dir: Path, cell: str) -> bool:
+    """Whether ``cell`` is finished: its metrics.csv, written last, exists."""
+    return (run_dir / "cells" / cell / METRICS_CSV).is_file()
+
+
+def train_checkpoint(run_dir: Path, cell: str) -> Path:
+    """The resumable mid-training state of ``cell``; deleted once the cell's metrics.csv exists."""
+    return run_dir / "checkpoints" / f"{cell}.train.pt"
+
+
+def cell_lock(run_dir: Path, name: str) -> FileLock:
+    """The lock file ``locks/<name>.lock`` of a run folder (a cell, or ``combine``)."""
+    (run_dir / "locks").mkdir(parents=True, exist_ok=True)
+    return FileLock(str(run_dir / "locks" / f"{name}.lock"))
+
+
+def stale_temp_files(run_dir: Path, cell: str) -> list[Path]:
+    """Temp files a process killed mid-write left for ``cell`` (safe to delete under its lock)."""
+    pattern = f".{glob.escape(cell)}.*.tmp"  # names like "none[mode=chunk]-s0" hold glob brackets
+    return [
+        *(run_dir / "checkpoints").glob(pattern),
+        *(run_dir / "samples").glob(pattern),
+        *(run_dir / "cells" / cell).glob(".*.tmp"),
+    ]
+
+
+@contextmanager
+def claimed(run_dir: Path, cell: str, wait: bool) -> Iterator[str]:
+    """Hold ``locks/<cell>.lock`` while the cell runs, so processes sharing a run folder never
+    compute a cell twice. Rank 0 takes the lock and every rank gets its verdict: ``run``, ``done``
+    (finished by another process) or ``busy`` (held by another process and ``wait`` is False).
+    The OS drops the lock of a killed process, so a waiting process then runs the cell itself."""
+    lock, status = cell_lock(run_dir, cell), None
+    if is_main():
+        try:
+            lock.acquire(timeout=-1 if wait else 0)
+            status = "done" if cell_done(run_dir, cell) else "run"
+        except Timeout:
+            status = "busy"
+    status = broadcast_object(status)
+    try:
+        if status == "run" and is_main():
+            for tmp in stale_temp_files(run_dir, cell):
+                tmp.unlink(missing_ok=True)
+        yield status
+    finally:
+        if lock.is_locked:
+            lock.release()
+
+
+def run_locked(run_dir: Path, cell: str, job: Callable[[], None], *, wait: bool) -> bool:
+    """Run ``job`` (one cell) under the cell's lock unless it is done; False if another process holds it."""
+    with claimed(run_dir, cell, wait) as status:
+        if status == "busy":
+            return False
+        if status == "run":
+            if is_main():
+                print(f"rad-bench: running cell {cell}", file=sys.stderr)
+            job()
+            if is_main():
+                train_checkpoint(run_dir, cell).unlink(missing_ok=True)  # metrics.csv now marks it done
+            barrier()
+    return True
