@@ -110,7 +110,12 @@ HAS_KERNEL = torch.cuda.is_available() and _load_kernel() is not None
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_KERNEL, reason="needs CUDA and mamba_ssm")
-@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-3), (torch.bfloat16, 3e-2)])
+# float32: mamba_ssm's Triton SSD kernels run their float32 matrix products as TF32 (tl.dot's
+# default; no switch from outside), whose 10-bit mantissa rounds each operand to 2^-11 = 4.9e-4
+# relative. On an H100 the kernel was 1.5e-3 (outputs) and 8e-4 (final state) from the float64
+# reference while the pure-PyTorch chunked scan on the same GPU was 1e-7: so the bound is set from
+# TF32 arithmetic, ~10 units of its rounding, not from IEEE float32. bf16 (8-bit mantissa): 3e-2.
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 5e-3), (torch.bfloat16, 3e-2)])
 def test_kernel_matches_ref(dtype, tol):
     x, dt, A, B, C, s0 = ssd_inputs(length=100, device="cuda", dtype=dtype)
     with override_impl("kernel"):

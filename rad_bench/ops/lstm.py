@@ -42,8 +42,12 @@ def lstm_scan(
     x: Tensor, h: Tensor, c: Tensor, weight: Tensor, bias: Tensor, training: bool = False
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The recurrence by ``torch.lstm`` -> ``(hs: (B, t, d_h), h, c)``, ``t >= 1``: the fused weight splits
-    into its input and hidden halves, the bias goes on the input side (the hidden-side bias is zero)."""
+    into its input and hidden halves, the bias goes on the input side (the hidden-side bias is zero).
+
+    The halves are column slices of ``weight``, so their rows are strided; cuDNN rejects such views
+    ("view size is not compatible with input tensor's size and stride"), hence ``.contiguous()``:
+    a copy that autograd differentiates, so the gradient still flows into the fused ``weight``."""
     w_x, w_h = weight.split([weight.shape[1] - h.shape[-1], h.shape[-1]], dim=1)
-    params = [w_x, w_h, bias, torch.zeros_like(bias)]
+    params = [w_x.contiguous(), w_h.contiguous(), bias, torch.zeros_like(bias)]
     hs, h, c = torch.lstm(x, (h[None], c[None]), params, True, 1, 0.0, training, False, True)
     return hs, h[0], c[0]
