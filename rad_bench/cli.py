@@ -42,6 +42,7 @@ def run(
     run_dir: Annotated[Path | None, typer.Option(help="write into (or resume) this run folder")] = None,
     results: Annotated[Path, typer.Option(help="root folder for run folders")] = Path("results"),
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    wide: Annotated[bool, typer.Option(help="print every leaderboard column, not the headline ones")] = False,
 ) -> None:
     """Train, roll out and score every block x seed of a suite, then write the leaderboard."""
     from rad_bench.config import SuiteError, load_suite
@@ -70,7 +71,9 @@ def run(
         _fail(f"{suite}: {e}")
         return
     if is_main():  # under torchrun one process reports
-        typer.echo((out / "leaderboard.md").read_text())
+        from rad_bench import report as rep
+
+        typer.echo(rep.terminal(rep.load_run(out), wide=wide))
         typer.echo(f"results: {out}")
     close_distributed()
 

@@ -41,7 +41,9 @@ ROW_COLUMNS = ("clip", "frame", "tag", "gap", "metric", "value", "protocol", "er
 STATE_COLUMNS = ("block", "seed", "frame", "state_bytes")
 
 # cell settings carried into the leaderboard when metrics.csv has them (they differ between cells)
-CARRY = ("variant", "train_mode", "attention", "window", "reach", "prefetch_grad", "clean_prefix", "memory_action")
+CARRY = (
+    "variant", "train_mode", "attention", "window", "reach", "prefetch_grad", "clean_prefix", "memory_action", "limited"
+)  # fmt: skip
 SHOWN = ("train_mode", "window")  # of those, the ones leaderboard.md shows as columns
 
 

@@ -19,7 +19,10 @@ def test_run_passes_resolved_suite(monkeypatch, tmp_path):
 
     def fake_run_suite(suite, **kw):
         seen["suite"], seen["kw"] = suite, kw
-        (tmp_path / "leaderboard.md").write_text("| block |\n")
+        (tmp_path / "metrics.csv").write_text(
+            "block,seed,clip,frame,tag,metric,value,limited\n"
+            + "".join(f"{b},0,{c},0,revisit,psnr,{v + c},True\n" for b, v in (("none", 9), ("x", 12)) for c in (0, 1))
+        )
         return tmp_path
 
     monkeypatch.setattr(runner, "run_suite", fake_run_suite)
@@ -29,6 +32,9 @@ def test_run_passes_resolved_suite(monkeypatch, tmp_path):
     assert res.exit_code == 0, res.output
     assert seen["suite"].train.steps == 9 and seen["kw"]["limit_steps"] == 2
     assert seen["kw"]["progress"] is False
+    # the compact terminal table: the sort metric with its interval, the paired Δ, the limited marker
+    assert "**Limited run**" in res.output and "| block | psnr revisit ↑ | psnr all ↑ | Δ psnr_revisit vs none |" in res.output
+    assert "| x | 12.500 ± 6.353 | 12.500 ± 6.353 | +3.000 [3.000, 3.000] * |" in res.output
 
 
 def test_run_bad_suite_is_a_clear_error(tmp_path):

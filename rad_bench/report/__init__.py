@@ -41,6 +41,7 @@ from rad_bench.report.runs import (
     run_items,
     run_table,
     suite_name,
+    terminal,
 )
 from rad_bench.report.samples import TAG_COLORS, sample_gif, sample_strip
 from rad_bench.report.tables import (
@@ -63,7 +64,7 @@ __all__ = [  # the public names, so `from rad_bench import report; report.<name>
     "combined_leaderboard", "combined_table", "compare", "draw_figures", "efficiency_table", "gap_bins",
     "leaderboard", "leaderboard_table", "load_run", "markdown", "notes", "pair_with_baseline",
     "paired_differences", "reach_groups", "resolve_baseline", "resolve_run_dir", "run_items", "run_table",
-    "sample_gif", "sample_strip", "sort_table", "suite_name", "to_html", "to_markdown", "with_comparison",
+    "sample_gif", "sample_strip", "sort_table", "suite_name", "terminal", "to_html", "to_markdown", "with_comparison",
     "write", "write_combined", "write_documents",
 ]  # fmt: skip
 

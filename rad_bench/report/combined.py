@@ -10,11 +10,13 @@ import pandas as pd
 from rad_bench.report.document import Table
 from rad_bench.report.runs import RunReport
 from rad_bench.report.views import (
+    LIMITED_NOTE,
     REFERENCE_NOTE,
     TAG_NOTE,
     compare_note,
     delta_column,
     has_reference,
+    is_limited,
     leaderboard_table,
     unit_note,
 )
@@ -43,7 +45,8 @@ def combined_notes(runs: list[RunReport]) -> str:
         for r in runs
     ]
     refs = [REFERENCE_NOTE] if any(has_reference(r.table) for r in runs) else []
-    return "\n".join([*per_suite, TAG_NOTE, *refs]) + "\n"
+    limited = [LIMITED_NOTE] if any(is_limited(r.table) for r in runs) else []
+    return "\n".join([*limited, *per_suite, TAG_NOTE, *refs]) + "\n"
 
 
 def _common_delta(table: pd.DataFrame, runs: list[RunReport]) -> tuple[str, str] | None:

@@ -12,6 +12,14 @@ from pathlib import Path
 
 from rad_bench.utils import atomic_write_text
 
+HTML_MAX_COLS = 8  # columns per HTML table: a leaderboard row of "20.04 ± 0.56" cells fits 1280 px
+
+
+def _html_table(t: Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in t.header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in t.rows)
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
 
 @dataclass
 class Table:
@@ -24,6 +32,15 @@ class Table:
         """A GitHub-flavoured markdown table."""
         lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in self.rows]) + "\n"
+
+    def split(self, max_cols: int = HTML_MAX_COLS) -> list[Table]:
+        """Tables of at most ``max_cols`` columns, the first (lead) column repeated in each, so a wide
+        leaderboard fits a page as several stacked tables instead of scrolling off its right edge."""
+        step = max(1, max_cols - 1)
+        return [
+            Table([self.header[0], *self.header[i : i + step]], [[r[0], *r[i : i + step]] for r in self.rows])
+            for i in range(1, max(2, len(self.header)), step)
+        ]
 
 
 @dataclass
@@ -76,9 +93,7 @@ def _html_item(it: Item) -> str:
     if isinstance(it, Para):
         return "".join(f"<p>{_inline(line)}</p>" for line in it.text.strip().splitlines())
     if isinstance(it, Table):
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in it.header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in it.rows)
-        return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+        return "".join(_html_table(part) for part in it.split())
     cap = html.escape(it.caption)
     return f'<figure><img src="{_data_uri(it.path)}" alt="{cap}"><figcaption>{cap}</figcaption></figure>'
 
@@ -86,7 +101,8 @@ def _html_item(it: Item) -> str:
 CSS = (
     "body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}"
     "table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}"
-    "th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}.wide{overflow-x:auto}"
+    "th:first-child,td:first-child{text-align:left}th{background:#f3f3f3;white-space:normal;max-width:11em}"
+    "td{white-space:nowrap}.wide{overflow-x:auto;margin:0 0 .6em}"
     "img{max-width:100%;image-rendering:pixelated}figure{margin:1em 0}figcaption{font-size:13px;color:#555}"
     "code{background:#f3f3f3;padding:0 3px}"
 )

@@ -24,13 +24,16 @@ from rad_bench.report.figures import (
 from rad_bench.report.samples import sample_gif, sample_strip
 from rad_bench.report.tables import leaderboard, resolve_baseline, sort_table, unit_of, with_comparison
 from rad_bench.report.views import (
+    LIMITED_NOTE,
     REFERENCE_NOTE,
     TAG_NOTE,
+    compact_table,
     compare_note,
     delta_column,
     efficiency_table,
     frames_note,
     has_reference,
+    is_limited,
     leaderboard_table,
     plain,
     unit_note,
@@ -133,9 +136,24 @@ def run_table(run: RunReport) -> Table:
     return leaderboard_table(run.table, run.metrics, delta=delta_column(run.table, run.sort_by, run.baseline))
 
 
+def _limited_head(run: RunReport) -> str:
+    return LIMITED_NOTE + "\n\n" if is_limited(run.table) else ""
+
+
 def markdown(run: RunReport) -> str:
-    """leaderboard.md of one run: the table and its notes."""
-    return run_table(run).markdown() + "\n" + notes(run)
+    """leaderboard.md of one run: the table and its notes (a limited run says so first)."""
+    return _limited_head(run) + run_table(run).markdown() + "\n" + notes(run)
+
+
+def terminal(run: RunReport, wide: bool = False) -> str:
+    """What ``rad-bench run`` prints: the compact leaderboard (every column with ``wide``)."""
+    if wide:
+        return markdown(run)
+    delta = delta_column(run.table, run.sort_by, run.baseline)
+    table = compact_table(run.table, run.metrics, run.sort_by, delta)
+    ci = f"± 95% interval over {run.df[run.unit].nunique()} {run.unit}s"
+    star = "; * = paired interval excludes 0" if delta else ""
+    return _limited_head(run) + table.markdown() + f"\n{ci}{star}. Every column: leaderboard.md or --wide.\n"
 
 
 def _run_meta(run: RunReport) -> str:
@@ -148,8 +166,8 @@ def _run_meta(run: RunReport) -> str:
     parts.append(f"seeds {sorted(map(int, df['seed'].unique()))}")
     reach = ", ".join(f"{r} ({', '.join(b)})" for r, b in reach_groups(df).items())
     text = "; ".join(parts) + (f"; attention reach {reach}." if reach else ".")
-    if "limited" in df and df["limited"].astype(str).eq("True").any():
-        text += "\nLimited run (training steps capped): not comparable with full runs."
+    if is_limited(run.table):
+        text += "\n" + LIMITED_NOTE
     return text
 
 

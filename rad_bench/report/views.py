@@ -76,6 +76,41 @@ def leaderboard_table(
     return Table([*info, "params", *(h for _, h in cols), *extra], rows)
 
 
+LIMITED_NOTE = (
+    "**Limited run** (`--limit-steps`: training steps capped): a quick check, not comparable with full "
+    "runs; do not report these numbers."
+)
+
+
+def is_limited(table: pd.DataFrame) -> bool:
+    """Does any row of this leaderboard come from a run with capped training steps?"""
+    return "limited" in table and bool(flag(table["limited"]).any())
+
+
+def _compact_columns(table: pd.DataFrame, metrics: list[str], sort_by: str) -> list[tuple[str, str]]:
+    """The headline columns: the sort metric per tag, then LPIPS and FVD overall when present."""
+    m = split_column(sort_by)[0]
+    groups = [g for g in (*TAGS, "all") if f"{m}_{g}" in table and table[f"{m}_{g}"].notna().any()]
+    cols = [(f"{m}_{g}", f"{m} {g} {get_metric(m).arrow}") for g in groups] if m in metrics else []
+    for extra in ("lpips_revisit", "fvd_all"):
+        name = split_column(extra)[0]
+        if name in metrics and name != m and extra in table:
+            cols.append((extra, f"{extra} {get_metric(name).arrow}"))
+    return cols
+
+
+def compact_table(table: pd.DataFrame, metrics: list[str], sort_by: str, delta: tuple[str, str] | None) -> Table:
+    """The terminal leaderboard: block, the sort metric per tag (± ci95), its paired Δ to the
+    baseline, LPIPS on revisits and FVD; ``rad-bench run --wide`` prints every column instead."""
+    cols = _compact_columns(table, metrics, sort_by)
+    rows = []
+    for _, row in table.iterrows():
+        cells = [_lead_cell(row, "block")] + [_fmt(row.get(c, np.nan), row.get(f"{c}_ci95", np.nan)) for c, _ in cols]
+        rows.append(cells + ([_fmt_diff(row, delta[0])] if delta else []))
+    extra = [f"Δ {delta[0]} vs {delta[1]}"] if delta else []
+    return Table(["block", *(h for _, h in cols), *extra], rows)
+
+
 TAG_NOTE = (
     "Tags come from the ground-truth context the model was given: `in_window` = the place is shown in a "
     "context frame still within attention reach, `revisit` = shown in the context only beyond the reach "
