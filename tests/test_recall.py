@@ -1,0 +1,185 @@
+"""The ``recall`` dataset (visual associative recall) and the ``recall_acc`` metric.
+
+pytest tests/test_recall.py
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rad_bench.data import DataError, Demand
+from rad_bench.data.recall import MAX_VALUES, PHASES, Recall, RecallConfig, render, render_values
+from rad_bench.metrics import get_metric
+from rad_bench.metrics.recall import classify, recall_acc
+from rad_bench.registry import DATASETS
+from rad_bench.tags import tag_frames
+
+K, D, Q, S = 4, 8, 8, 16  # slots, delay, queries, max_slots
+
+
+def make(**kw) -> Recall:
+    return Recall(RecallConfig(**{"slots": K, "delay": D, "queries": Q, **kw}))
+
+
+def split(actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(slot id or -1, phase index) per frame."""
+    key, phase = actions[..., :S], actions[..., S:]
+    return torch.where(key.sum(-1) > 0, key.argmax(-1), -1), phase.argmax(-1)
+
+
+def test_registered_and_sized():
+    data = DATASETS.get("recall")(RecallConfig())
+    assert (data.channels, data.frame_size, data.action_dim) == (3, 16, S + len(PHASES))
+
+
+def test_values_are_distinct_and_equally_far_from_grey():
+    protos = render_values(16)
+    assert protos.shape == (MAX_VALUES, 3, 16, 16)
+    flat = protos.flatten(1)
+    d = torch.cdist(flat, flat) + torch.eye(MAX_VALUES) * 1e9
+    assert d.min() > 0.25 * flat.norm(dim=1).min()  # every pair differs in a large part of the view
+    assert torch.allclose(flat.norm(dim=1), flat.norm(dim=1)[0])  # a grey guess favours no value
+    assert (classify(protos) == torch.arange(MAX_VALUES)).all()
+
+
+def test_episode_layout():
+    data = make()
+    frames, actions, places = data.episodes(6, torch.Generator().manual_seed(0))
+    assert frames.shape == (6, K + D + Q, 3, 16, 16) and actions.shape == (6, K + D + Q, S + 3)
+    assert frames.min() >= -1 and frames.max() <= 1
+    slot, phase = split(actions)
+    assert (phase[:, :K] == 0).all() and (phase[:, K : K + D] == 1).all() and (phase[:, K + D :] == 2).all()
+    assert (slot[:, K : K + D] == -1).all() and (actions[:, K : K + D, :S] == 0).all()
+    assert (frames[:, K : K + D] == 0).all()  # blank delay: nothing about any slot
+    for e in range(6):
+        writes = slot[e, :K]
+        assert len(set(writes.tolist())) == K  # K distinct keys
+        assert (places[e, :K] == writes).all() and (places[e, K + D :] == slot[e, K + D :]).all()
+        # the write frames show the drawn values, one per slot
+        values = classify(frames[e, :K])
+        assert (render(values, 16) == frames[e, :K]).all()
+        for t in range(K + D, K + D + Q):
+            (i,) = (writes == slot[e, t]).nonzero()[0]  # every query returns to a written slot
+            assert torch.equal(frames[e, t], frames[e, i])  # target = that slot's write frame exactly
+    delay_places = places[:, K : K + D]
+    assert (delay_places >= S).all() and len(set(delay_places[0].tolist())) == D
+
+
+def test_values_fresh_per_episode_and_deterministic_per_generator():
+    data = make()
+    a = data.sample(64, K + D + Q, torch.Generator().manual_seed(3))
+    b = data.sample(64, K + D + Q, torch.Generator().manual_seed(3))
+    c = data.sample(64, K + D + Q, torch.Generator().manual_seed(4))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+    evals = make(mix_slots=False).episodes(64, torch.Generator().manual_seed(3))[0]
+    values = classify(evals[:, :K].flatten(0, 1)).reshape(64, K)
+    assert len(set(values[:, 0].tolist())) > 16  # a slot's value changes from episode to episode
+
+
+def test_training_mix_writes_1_to_k_slots_with_the_same_gap():
+    data = make(slots=8)
+    frames, actions = data.sample(200, 8 + D + Q, torch.Generator().manual_seed(0))
+    slot, phase = split(actions)
+    written = (phase[:, :8] == 0).sum(1)
+    assert written.min() == 1 and written.max() == 8
+    for e in range(200):  # idle frames first, then the writes right before the delay
+        k = int(written[e])
+        assert (phase[e, : 8 - k] == 1).all() and (phase[e, 8 - k : 8] == 0).all()
+        assert (frames[e, : 8 - k] == 0).all()
+        assert set(slot[e, 8 + D :].tolist()) <= set(slot[e, 8 - k : 8].tolist())
+    assert (phase[:, 8 : 8 + D] == 1).all() and (phase[:, 8 + D :] == 2).all()
+
+
+def test_value_distractors_reveal_no_slot():
+    data = make(delay_fill="values")
+    frames, actions, _ = data.episodes(4, torch.Generator().manual_seed(0))
+    slot, _ = split(actions)
+    assert (slot[:, K : K + D] == -1).all()
+    delay = frames[:, K : K + D]
+    assert (render(classify(delay.flatten(0, 1)), 16).reshape(delay.shape) == delay).all()  # renderings
+
+
+def test_eval_set_is_fixed():
+    a = make().eval_set(8, K + D, Q)
+    b = make().eval_set(8, K + D, Q)
+    c = Recall(RecallConfig(slots=K, delay=D, queries=Q), seed=5).eval_set(12, K + D, Q)
+    assert torch.equal(a.frames, b.frames) and torch.equal(a.actions, b.actions) and torch.equal(a.places, b.places)
+    assert torch.equal(a.frames, c.frames[:8])  # independent of the training seed and of the count
+    assert (split(a.actions)[1][:, :K] == 0).all()  # evaluation always writes K slots
+
+
+@pytest.mark.parametrize("slots", [1, 4, 16])
+def test_every_query_is_a_revisit(slots):
+    """depth 2, window 3: reach 5 frames; a delay of 4 is the least that puts every write beyond it."""
+    for delay in (4, 8):
+        data = make(slots=slots, delay=delay)
+        ev = data.eval_set(8, slots + delay, Q)
+        for places in ev.places.tolist():
+            assert tag_frames(places, slots + delay, 5) == ["revisit"] * Q
+
+
+def test_short_delay_is_in_window():
+    ev = make(delay=2).eval_set(4, K + 2, Q)
+    assert "in_window" in {tag for p in ev.places.tolist() for tag in tag_frames(p, K + 2, 5)}
+
+
+def test_recall_acc_known_values():
+    spec = get_metric("recall_acc")
+    assert spec.higher_is_better and spec.scope == "per_frame" and "1/V" in spec.protocol()
+    protos = render_values(16)
+    assert (spec.load()(protos, protos) == 1).all()  # the target itself
+    assert (recall_acc(protos, protos.roll(1, dims=0)) == 0).all()  # a different value
+    g = torch.Generator().manual_seed(0)
+    target = protos[torch.randint(0, MAX_VALUES, (4000,), generator=g)]
+    other = protos[torch.randint(0, MAX_VALUES, (4000,), generator=g)]
+    assert abs(recall_acc(other, target).mean().item() - 1 / MAX_VALUES) < 0.01  # random values: chance
+    noisy = (target + 0.3 * torch.randn(target.shape, generator=g)).clamp(-1, 1)
+    assert (recall_acc(noisy, target) == 1).all()  # robust to mild noise
+    blurred = torch.nn.functional.avg_pool2d(target, 3, 1, 1, count_include_pad=False)
+    assert (recall_acc(blurred, target) == 1).all()  # and to a slightly soft rendering
+    assert recall_acc(torch.zeros(5, 3, 8, 8), render_values(8)[:5]).shape == (5,)  # any frame size
+
+
+def test_recall_acc_refuses_non_rgb():
+    with pytest.raises(ValueError, match="RGB"):
+        recall_acc(torch.zeros(2, 1, 16, 16), torch.zeros(2, 1, 16, 16))
+
+
+@pytest.mark.parametrize(
+    ("need", "field", "fix"),
+    [
+        (Demand(clip_len=16, context=K + D, horizon=Q, clips=4), "train.clip_len", "set train.clip_len: 20"),
+        (Demand(clip_len=20, context=K, horizon=Q, clips=4), "rollout.context", "set rollout.context: 12"),
+        (Demand(clip_len=20, context=K + D, horizon=4, clips=4), "rollout.horizon", "set rollout.horizon: 8"),
+    ],
+)
+def test_check_names_the_field_and_the_fix(need, field, fix):
+    with pytest.raises(DataError) as e:
+        RecallConfig(slots=K, delay=D, queries=Q).check(need)
+    assert field in str(e.value) and fix in str(e.value)
+    RecallConfig(slots=K, delay=D, queries=Q).check(Demand(K + D + Q, K + D, Q, 4))
+
+
+def test_sample_refuses_partial_clips():
+    with pytest.raises(DataError, match="train.clip_len"):
+        make().sample(2, 10, torch.Generator())
+
+
+@pytest.mark.parametrize(
+    ("kw", "words"),
+    [({"slots": 17}, "max_slots"), ({"frame_size": 18}, "multiple of 4"), ({"values": 33}, "values")],
+)
+def test_config_refuses_bad_sizes(kw, words):
+    with pytest.raises(ValueError, match=words):
+        RecallConfig(**kw)
+
+
+def test_suite_validates():
+    from pathlib import Path
+
+    from rad_bench.config import load_suite
+
+    suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "recall.yaml")
+    assert suite.data["name"] == "recall" and "recall_acc" in suite.metrics
