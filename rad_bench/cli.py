@@ -43,6 +43,7 @@ def run(
     results: Annotated[Path, typer.Option(help="root folder for run folders")] = Path("results"),
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     wide: Annotated[bool, typer.Option(help="print every leaderboard column, not the headline ones")] = False,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch [default: one per core]")] = None,
 ) -> None:
     """Train, roll out and score every block x seed of a suite, then write the leaderboard."""
     from rad_bench.config import SuiteError, load_suite
@@ -50,7 +51,9 @@ def run(
     from rad_bench.ops import KernelUnavailableError
     from rad_bench.runner import run_suite
     from rad_bench.train import CheckpointError, TrainingDiverged
-    from rad_bench.utils import close_distributed, is_main
+    from rad_bench.utils import close_distributed, is_main, set_threads
+
+    set_threads(threads)
 
     try:
         s = load_suite(suite, set_ or [])
@@ -98,23 +101,42 @@ def validate(
     typer.secho(f"{suite}: ok", fg=typer.colors.GREEN, err=True)
 
 
+def _summary(obj: type) -> str:
+    """The first sentence of a class's own docstring (not an inherited one), else of its module's."""
+    import inspect
+    import re
+
+    doc = inspect.cleandoc(obj.__dict__.get("__doc__") or "") or inspect.getdoc(inspect.getmodule(obj)) or ""
+    para = " ".join(doc.split("\n\n")[0].split())
+    return re.split(r"(?<=[.:;])\s(?=[A-Z*`(])", para, maxsplit=1)[0]
+
+
+def _listing(rows: list[tuple[str, str]]) -> None:
+    """``name  text`` rows, names padded to the longest, text wrapped (never cut) to the terminal."""
+    import shutil
+    import textwrap
+
+    pad = max((len(n) for n, _ in rows), default=0) + 2
+    width = max(60, shutil.get_terminal_size((100, 24)).columns)
+    for name, text in rows:
+        lines = textwrap.wrap(text, width - pad) or [""]
+        typer.echo(f"{name:<{pad}}{lines[0]}")
+        for line in lines[1:]:
+            typer.echo(" " * pad + line)
+
+
 @app.command()
 def ls(what: Annotated[str, typer.Argument(help="blocks | metrics | datasets | suites")] = "blocks") -> None:
     """List registered blocks, metrics, datasets, or the suites in ./suites."""
     from rad_bench.registry import BLOCKS, DATASETS, METRICS, unknown_name_message
 
     if what == "blocks":
-        for name in BLOCKS.names():
-            cls = BLOCKS.get(name)
-            doc = (cls.__doc__ or "").strip().splitlines()[0]
-            typer.echo(f"{name:<12} state={cls.state_growth:<8} {doc}")
+        _listing([(n, f"state={BLOCKS.get(n).state_growth:<8} {_summary(BLOCKS.get(n))}") for n in BLOCKS.names()])
     elif what == "metrics":
-        for name in METRICS.names():
-            m = METRICS.get(name)
-            typer.echo(f"{name:<8} {m.arrow} {m.scope:<9} {m.description}")
+        _listing([(n, f"{METRICS.get(n).arrow} {METRICS.get(n).scope:<9} {METRICS.get(n).description}")
+                  for n in METRICS.names()])  # fmt: skip
     elif what == "datasets":
-        for name in DATASETS.names():
-            typer.echo(f"{name:<12} {(DATASETS.get(name).__module__)}")
+        _listing([(n, _summary(DATASETS.get(n))) for n in DATASETS.names()])
     elif what == "suites":
         for f in sorted(Path("suites").rglob("*.yaml")):
             if not f.name.startswith("_"):
@@ -168,10 +190,13 @@ def bench(
     quick: Annotated[bool, typer.Option("--quick", help="tiny sizes (~30 s on CPU), for tests")] = False,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("results/bench"),
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="auto: cuda when available")] = "auto",
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch [default: one per core]")] = None,
 ) -> None:
     """Measure efficiency on one device: rollout cost vs length, scans, training, metric throughput."""
     from rad_bench.bench import run as run_bench
+    from rad_bench.utils import set_threads
 
+    set_threads(threads)
     run_bench(out, quick=quick, device=device, argv=sys.argv)
 
 

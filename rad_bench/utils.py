@@ -226,31 +226,125 @@ def all_mean(x: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def max_rss_bytes() -> int:
-    """Peak resident set size of this process so far (Linux reports KiB, macOS bytes)."""
-    import resource
-    import sys
+def rss_bytes() -> int | None:
+    """Current resident set size of this process (Linux ``/proc/self/statm``); None where unreadable."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss if sys.platform == "darwin" else rss * 1024
+
+def _release_free_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``) so that the RSS at the start of a
+    measurement is the live memory, not what earlier work left cached in the allocator."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the measurement is then an underestimate
+        pass
 
 
 def peak_kind(device: str) -> str:
     """What :func:`peak_memory` measures on ``device`` (written next to every peak-memory number)."""
-    return "cuda_max_allocated" if device.startswith("cuda") else "cpu_maxrss_growth_process_wide"
+    if device.startswith("cuda"):
+        return "cuda_max_allocated"
+    return "cpu_rss_growth_sampled_5ms" if rss_bytes() is not None else "cpu_unmeasured"
 
 
 @contextlib.contextmanager
-def peak_memory(device: str) -> Iterator[list[int]]:
+def _rss_peak(out: list[float], interval: float = 0.005) -> Iterator[None]:
+    """Sample this process's RSS every ``interval`` s in a thread; ``out[0]`` = the peak's growth over
+    the RSS at entry. The process-wide peak RSS (getrusage) cannot be used: it is usually set by
+    training, so the rollout after it would always read 0."""
+    import threading
+
+    _release_free_heap()
+    start = rss_bytes() or 0
+    peak, stop = [start], threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(interval):
+            peak[0] = max(peak[0], rss_bytes() or 0)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        out[0] = max(peak[0], rss_bytes() or 0) - start
+
+
+@contextlib.contextmanager
+def peak_memory(device: str) -> Iterator[list[float]]:
     """Yields a one-item list that holds, on exit, the peak memory (bytes) of the enclosed code:
-    ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the growth of the process-wide peak RSS
-    (0 when the code did not raise the process's peak)."""
+    ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the growth of the RSS above its value at
+    entry, sampled every 5 ms; NaN where neither can be measured (never a default 0)."""
     import torch
 
-    out = [0]
-    cuda = device.startswith("cuda")
-    if cuda:
+    out: list[float] = [float("nan")]
+    if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
-    rss0 = max_rss_bytes()
-    yield out
-    out[0] = torch.cuda.max_memory_allocated(device) if cuda else max_rss_bytes() - rss0
+        yield out
+        out[0] = torch.cuda.max_memory_allocated(device)
+    elif rss_bytes() is None:
+        yield out
+    else:
+        with _rss_peak(out):
+            yield out
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Third-party noise
+# --------------------------------------------------------------------------------------------
+
+# Printed to stderr by `import gym` (a dependency of memory-maze and crafter) on every run: the user
+# cannot act on it (rad-bench pins those environments), so it is dropped; all other output stays.
+_UNACTIONABLE = (
+    "Gym has been unmaintained since 2022",
+    "Please upgrade to Gymnasium",
+    "Users of this version of Gym",
+    "See the migration guide at",
+)
+
+
+def import_quietly(module: str) -> Any:
+    """``importlib.import_module(module)`` with the third-party notices in :data:`_UNACTIONABLE`
+    removed from what it prints to stderr (everything else is passed through)."""
+    import importlib
+    import io
+    import sys
+
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buf):
+            return importlib.import_module(module)
+    finally:
+        kept = [line for line in buf.getvalue().splitlines(True) if not line.startswith(_UNACTIONABLE)]
+        sys.stderr.write("".join(kept))
+
+
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` CPU threads for torch (None: torch's default, one per core); then, once, say
+    so if the machine is already busy: on a shared 2-core machine torch's threads compete with the
+    other work and a run can take ten times longer with no other sign of why."""
+    import sys
+
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > cores:
+        print(
+            f"rad-bench: this machine is busy (load {load:.1f} on {cores} cores) and torch uses "
+            f"{torch.get_num_threads()} thread(s); if other jobs share it, try --threads 1 (or OMP_NUM_THREADS=1)",
+            file=sys.stderr,
+        )

@@ -33,7 +33,8 @@ def test_run_passes_resolved_suite(monkeypatch, tmp_path):
     assert seen["suite"].train.steps == 9 and seen["kw"]["limit_steps"] == 2
     assert seen["kw"]["progress"] is False
     # the compact terminal table: the sort metric with its interval, the paired Δ, the limited marker
-    assert "**Limited run**" in res.output and "| block | psnr revisit ↑ | psnr all ↑ | Δ psnr_revisit vs none |" in res.output
+    assert "**Limited run**" in res.output
+    assert "| block | psnr revisit ↑ | psnr all ↑ | Δ psnr_revisit vs none |" in res.output
     assert "| x | 12.500 ± 6.353 | 12.500 ± 6.353 | +3.000 [3.000, 3.000] * |" in res.output
 
 

@@ -112,7 +112,9 @@ def test_sweep_runs_every_block_at_every_point(tmp_path):
 
 def test_efficiency_records_peak_memory_and_state(run_dir):
     eff = pd.read_csv(run_dir / "efficiency.csv")
-    assert (eff["peak_memory_bytes"] >= 0).all() and set(eff["peak_memory_kind"]) == {"cpu_maxrss_growth_process_wide"}
+    # the rollout's own peak (sampled RSS above its start), not the process-wide peak set by training
+    assert set(eff["peak_memory_kind"]) == {"cpu_rss_growth_sampled_5ms"}
+    assert (eff["peak_memory_bytes"] > 0).all()
     full = eff.set_index("block").loc["full_attn"]
     assert full["state_bytes_final"] > full["state_bytes_first"]  # the growing KV cache is visible
     assert "peak memory" in (run_dir / "report.md").read_text()

@@ -46,6 +46,7 @@ from rad_bench.data import EvalSet, MissingDependencyError
 from rad_bench.data.cache import Arrays, Episodes, onehot, shard_seed, stack_frames
 from rad_bench.data.recorded import RecordedConfig, RecordedEpisodes
 from rad_bench.registry import register_dataset
+from rad_bench.utils import import_quietly
 
 MOVES = ("noop", "move_left", "move_right", "move_up", "move_down")  # crafter's action ids 0..4
 STEP = {1: (-1, 0), 2: (1, 0), 3: (0, -1), 4: (0, 1)}  # action -> (dx, dy); y grows downwards
@@ -184,7 +185,7 @@ class Walker:
 
 def make_env(seed: int, daylight: bool) -> Any:
     try:
-        import crafter
+        crafter = import_quietly("crafter")
     except ImportError as e:
         raise MissingDependencyError(
             f"the crafter dataset runs the real environment and needs it installed: pip install crafter "

@@ -68,6 +68,7 @@ from rad_bench.data import EvalSet, MissingDependencyError
 from rad_bench.data.cache import Arrays, Episodes, bounce, onehot, shard_seed, stack_frames
 from rad_bench.data.recorded import RecordedConfig, RecordedEpisodes
 from rad_bench.registry import register_dataset
+from rad_bench.utils import import_quietly
 
 ACTIONS = ("noop", "forward", "left", "right", "forward_left", "forward_right")
 NOOP, FORWARD, LEFT, RIGHT, FORWARD_LEFT, FORWARD_RIGHT = range(6)
@@ -249,7 +250,7 @@ def make_env(maze: int, length: int, seed: int, target_border: bool = False) -> 
     """A Memory Maze dm_env with global observables, long enough for ``length`` frames."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
-        from memory_maze import tasks
+        tasks = import_quietly("memory_maze.tasks")
     except ImportError as e:
         raise MissingDependencyError(
             f"the memory_maze dataset renders the real environment and needs it installed: "
