@@ -137,8 +137,8 @@ class Suite(_Strict):
     leaderboard: LeaderboardCfg = Field(default_factory=LeaderboardCfg)
     sweep: dict[str, list[Any]] = Field(
         default_factory=dict,
-        description="ablation axes: dotted key -> values (model.*, train.*, diffusion.*); every block runs at "
-        "every combination, e.g. {train.mode: [chunk, frame]}",
+        description="ablation axes: dotted key -> values (model.*, train.*, diffusion.*, data.*); every block "
+        "runs at every combination, e.g. {train.mode: [chunk, frame]} or {data.slots: [2, 4, 8]}",
     )
 
     @field_validator("blocks", mode="before")
@@ -272,29 +272,65 @@ def validate(raw: dict[str, Any], where: str = "suite") -> Suite:
     _check_names(suite, where)
     _check_sizes(suite, data_config(suite, where), where)
     for label, variant in variants(suite, where):
-        _check_sizes(variant, data_config(variant, where), f"{where} (sweep {label})")
+        _check_point(suite, label, variant, where)
     return suite
 
 
-SWEEPABLE = ("model", "train", "diffusion")  # what changes the trained model, never the evaluation
+def _check_point(suite: Suite, label: str, variant: Suite, where: str) -> None:
+    """One sweep point's data config and sizes; in a data sweep the error names the swept data keys."""
+    at = f"{where} (sweep {label})"
+    try:
+        _check_sizes(variant, data_config(variant, at), at)
+    except SuiteError as e:
+        keys = data_sweep(suite)
+        if not keys:
+            raise
+        fields = ", ".join(f"'sweep.{k}'" for k in keys)
+        raise SuiteError(
+            f"{where}: field {fields}: the sweep point {label} does not fit: {str(e).removeprefix(at + ': ')}"
+        ) from None
+
+
+SWEEPABLE = ("model", "train", "diffusion", "data")  # a data point gets its own evaluation episodes
+
+
+def data_sweep(suite: Suite) -> dict[str, list[Any]]:
+    """The ``data.*`` axes of ``suite.sweep`` (empty without a data sweep)."""
+    return {k: v for k, v in suite.sweep.items() if k.startswith("data.")}
+
+
+def data_variants(suite: Suite, where: str = "suite") -> list[tuple[str, Suite]]:
+    """``(label, suite)`` for every combination of the data axes alone (``slots=4``), the other axes at
+    the suite's own settings; one ``("", suite)`` without a data sweep. The reference rows run at these."""
+    return variants(suite.model_copy(update={"sweep": data_sweep(suite)}), where)
+
+
+def _check_sweep_keys(suite: Suite, where: str) -> None:
+    for key, values in suite.sweep.items():
+        if key.split(".")[0] not in SWEEPABLE or "." not in key:
+            raise SuiteError(
+                f"{where}: field 'sweep.{key}': only keys under {', '.join(SWEEPABLE)} can be swept "
+                "(e.g. train.mode, data.slots); rollout and metrics stay fixed so every cell is scored alike"
+            )
+        if key == "data.name":
+            raise SuiteError(
+                f"{where}: field 'sweep.data.name': a suite runs one dataset; sweep its settings "
+                "(e.g. data.slots) or write one suite per dataset"
+            )
+        if not isinstance(values, list) or not values:
+            raise SuiteError(f"{where}: field 'sweep.{key}': give a non-empty list of values, e.g. [chunk, frame]")
 
 
 def variants(suite: Suite, where: str = "suite") -> list[tuple[str, Suite]]:
     """``(label, suite)`` for every combination of ``suite.sweep`` (one ``("", suite)`` without a sweep).
 
     The label names the swept values by their last key, e.g. ``mode=chunk,window=4``; it becomes part
-    of each cell's name. Data, rollout and metrics cannot be swept: every cell of a suite is scored
-    on the same evaluation episodes."""
+    of each cell's name (:func:`rad_bench.results.parse_variant` reads it back). Rollout and metrics
+    cannot be swept. Every cell of one data point (:func:`data_variants`) is scored on the same
+    evaluation episodes; a data sweep's points each have their own."""
     if not suite.sweep:
         return [("", suite)]
-    for key, values in suite.sweep.items():
-        if key.split(".")[0] not in SWEEPABLE or "." not in key:
-            raise SuiteError(
-                f"{where}: field 'sweep.{key}': only keys under {', '.join(SWEEPABLE)} can be swept "
-                "(e.g. train.mode); data, rollout and metrics stay fixed so every cell is scored alike"
-            )
-        if not isinstance(values, list) or not values:
-            raise SuiteError(f"{where}: field 'sweep.{key}': give a non-empty list of values, e.g. [chunk, frame]")
+    _check_sweep_keys(suite, where)
     base = resolved_dict(suite)
     base.pop("sweep")
     out = []

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,6 +56,26 @@ def split_column(column: str) -> tuple[str, str]:
         if column.endswith(f"_{group}"):
             return column[: -len(group) - 1], group
     return column, ""
+
+
+def _number(text: str) -> int | float | str:
+    """``"4"`` -> 4, ``"0.5"`` -> 0.5; anything else (``"chunk"``, ``"True"``) stays a string."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_variant(variant: object) -> dict[str, int | float | str]:
+    """A ``variant`` column value (``"slots=4,mode=chunk"``, the sweep label) as ``{"slots": 4, "mode":
+    "chunk"}``, values as int or float when they parse; ``{}`` for an empty or missing (NaN) variant.
+    Pairs are split at commas that start a new ``key=``, so a value may hold commas (``x=[1, 2]``)."""
+    if variant is None or (isinstance(variant, float) and math.isnan(variant)) or not str(variant):
+        return {}
+    pairs = re.split(r",(?=[A-Za-z_][A-Za-z0-9_]*=)", str(variant))
+    return {k: _number(v) for k, _, v in (pair.partition("=") for pair in pairs)}
 
 
 class _Table(Protocol):

@@ -1,4 +1,4 @@
-"""``run_suite``: expand blocks x seeds, then train, roll out, score and write each cell.
+"""``run_suite``: expand blocks x sweep points x seeds, then train, roll out, score and write each cell.
 
 The orchestration only: models and data come from :mod:`rad_bench.build`, the run folder, its locks
 and resume markers from :mod:`rad_bench.rundir` (which documents the folder's layout), the CSV
@@ -18,7 +18,7 @@ import io
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import torch
 
 from rad_bench import report
 from rad_bench.build import make_dataset, make_model, model_config, reach_of
-from rad_bench.config import BlockSpec, Suite, SuiteError, resolved_dict, variants
+from rad_bench.config import BlockSpec, Suite, SuiteError, data_variants, resolved_dict, variants
 from rad_bench.data import Dataset, EvalSet
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import DiTConfig, VideoDiT, block_params, count_params
@@ -71,7 +71,7 @@ class RunContext:
     limited: bool
     progress: bool
     git_sha: str
-    eval_set: EvalSet | None = None
+    eval_sets: dict[str, EvalSet] = field(default_factory=dict)  # per data point (data_key), built lazily
 
 
 @dataclass(frozen=True)
@@ -95,18 +95,34 @@ class Cell:
 
 
 def expand_cells(suite: Suite) -> list[Cell]:
-    """Seeds x (sweep points x blocks, then the reference rows), seed-major so one seed's data is
-    loaded once. Reference rows cannot depend on a sweep (data and rollout are never swept), so
-    they are scored once per seed, at the suite's unswept settings."""
+    """Seeds x data points x (sweep points x blocks, then the reference rows): seed-major, then one
+    data point after the other, so each (seed, data point)'s data is loaded once. Reference rows
+    depend on the data alone: once per seed and data point (labelled by the data part of the sweep,
+    e.g. ``copy_last[slots=4]``), at the suite's other settings; without a data sweep once per seed."""
     refs = [BlockSpec(name=name) for name in REFERENCES]
+    points = variants(suite)
     return [
         cell
         for seed in suite.seeds
+        for label, ds in data_variants(suite)
         for cell in (
-            *(Cell(vs, spec, seed, label) for label, vs in variants(suite) for spec in suite.blocks),
-            *(Cell(suite, spec, seed, "", reference=True) for spec in refs),
+            *(Cell(vs, spec, seed, v) for v, vs in points if vs.data == ds.data for spec in suite.blocks),
+            *(Cell(ds, spec, seed, label, reference=True) for spec in refs),
         )
     ]
+
+
+def data_key(suite: Suite) -> str:
+    """Which data point a (swept) suite is at: its ``data:`` section as canonical JSON."""
+    return json.dumps(suite.data, sort_keys=True)
+
+
+def eval_set_of(ctx: RunContext, c: Cell, data: Dataset) -> EvalSet:
+    """The evaluation episodes of ``c``'s data point (the same for every block and seed), built once."""
+    key, r = data_key(c.suite), c.suite.rollout
+    if key not in ctx.eval_sets:
+        ctx.eval_sets[key] = data.eval_set(r.clips, r.context, r.horizon)
+    return ctx.eval_sets[key]
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,10 +156,11 @@ def _save_checkpoint(ctx: RunContext, c: Cell, model: VideoDiT) -> None:
     atomic_write_bytes(ctx.run_dir / "checkpoints" / f"{c.name}.pt", buf.getvalue())
 
 
-def _roll_out(ctx: RunContext, model: VideoDiT, diffusion: Diffusion, cell: str) -> tuple[torch.Tensor, RolloutStats]:
+def _roll_out(
+    ctx: RunContext, ev: EvalSet, model: VideoDiT, diffusion: Diffusion, cell: str
+) -> tuple[torch.Tensor, RolloutStats]:
     """Generate every evaluation clip (batched); noise depends only on the clip index."""
-    ev, r = ctx.eval_set, ctx.suite.rollout
-    assert ev is not None
+    r = ctx.suite.rollout
     chunks, stats = [], []
     for i in range(0, r.clips, r.batch_size):
         gen, st = rollout(
@@ -171,24 +188,22 @@ def _common(ctx: RunContext, c: Cell, cfg: DiTConfig, impl: str, params: tuple[i
 
 
 def _score(
-    ctx: RunContext, c: Cell, cfg: DiTConfig, generated: torch.Tensor
+    ev: EvalSet, c: Cell, cfg: DiTConfig, generated: torch.Tensor
 ) -> tuple[list[dict[str, Any]], list[list[tuple[str, int | None]]]]:
     """Rows of every metric for ``generated`` (per frame, tagged from the context; and per set)."""
-    ev, r = ctx.eval_set, c.suite.rollout
-    assert ev is not None
+    r = c.suite.rollout
     tags = frame_tags(ev.places, r.context, reach_of(cfg))
-    rows = score_frames(generated, ev.frames[:, r.context :], tags, metrics=c.suite.metrics)
+    rows = score_frames(generated, ev.frames[:, r.context :], tags, metrics=c.suite.metrics, data=c.suite.data)
     rows += score_sets(generated, ev.frames, metrics=c.suite.metrics, bucket=r.fvd_bucket, batches=r.fvd_batches)
     return rows, tags
 
 
 def _write_scored(
-    ctx: RunContext, c: Cell, generated: torch.Tensor, cfg: DiTConfig, common: dict[str, Any]
+    ctx: RunContext, ev: EvalSet, c: Cell, generated: torch.Tensor, cfg: DiTConfig, common: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Score ``generated``, write the cell's sample frames; the metrics rows, each with ``common`` first."""
-    rows, tags = _score(ctx, c, cfg, generated)
-    assert ctx.eval_set is not None
-    _write_samples(ctx.run_dir / "samples" / f"{c.name}.npz", ctx.eval_set, generated, c.suite.rollout.context, tags)
+    rows, tags = _score(ev, c, cfg, generated)
+    _write_samples(ctx.run_dir / "samples" / f"{c.name}.npz", ev, generated, c.suite.rollout.context, tags)
     return [{**common, **row} for row in rows]
 
 
@@ -223,10 +238,11 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
     if not is_main():
         return  # rank 0 alone rolls out, scores and writes; the others wait at the cell's barrier
     _save_checkpoint(ctx, c, model)
+    ev = eval_set_of(ctx, c, data)
     with peak_memory(ctx.device) as peak:
-        generated, rstats = _roll_out(ctx, model, diffusion, cell)
+        generated, rstats = _roll_out(ctx, ev, model, diffusion, cell)
     common = _common(ctx, c, model.cfg, impl, (block_params(model), count_params(model)))
-    rows = _write_scored(ctx, c, generated, model.cfg, common)
+    rows = _write_scored(ctx, ev, c, generated, model.cfg, common)
     states = [dict(zip(STATE_COLUMNS, (c.label, c.seed, i, n))) for i, n in enumerate(rstats.state_bytes)]
     write_csv(ctx.run_dir / "cells" / cell / STATE_CSV, states)
     _write_cell(ctx, c, {**common, **_cell_stats(c, tstats, rstats, peak[0], ctx.device)}, tstats.log, rows)
@@ -237,11 +253,10 @@ def run_reference_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
     from the context alone and are scored by the same code as every learned cell."""
     if not is_main():
         return
-    ev, r = ctx.eval_set, c.suite.rollout
-    assert ev is not None
+    ev, r = eval_set_of(ctx, c, data), c.suite.rollout
     generated = REFERENCES[c.spec.name](ev.frames, ev.places, r.context, r.horizon)
     cfg = model_config(c.suite, data)
-    rows = _write_scored(ctx, c, generated, cfg, _common(ctx, c, cfg, "none", (0, 0)))
+    rows = _write_scored(ctx, ev, c, generated, cfg, _common(ctx, c, cfg, "none", (0, 0)))
     write_csv(ctx.run_dir / "cells" / c.name / METRICS_CSV, rows)
 
 
@@ -271,17 +286,16 @@ def _limited(suite: Suite, limit_steps: int | None) -> tuple[Suite, bool]:
 
 def _run_cells(ctx: RunContext, todo: list[Cell]) -> None:
     """Every cell of ``todo`` under its lock, then the ones another process held, once it lets go."""
-    suite = ctx.suite
     pending: list[tuple[str, Callable[[], None]]] = []  # cells another process held when we reached them
-    datasets: dict[int, Dataset] = {}
+    datasets: dict[tuple[int, str], Dataset] = {}
     for c in todo:
-        if c.seed not in datasets:
-            datasets = {c.seed: make_dataset(suite, c.seed)}  # one seed's training data in memory at a time
-        if ctx.eval_set is None:
-            ctx.eval_set = datasets[c.seed].eval_set(suite.rollout.clips, suite.rollout.context, suite.rollout.horizon)
+        key = (c.seed, data_key(c.suite))
+        if key not in datasets:  # one (seed, data point)'s training data in memory at a time
+            datasets = {key: make_dataset(c.suite, c.seed)}
+            eval_set_of(ctx, c, datasets[key])  # before any training: a data error fails the run now
         run = run_reference_cell if c.reference else run_cell
-        if not run_locked(ctx.run_dir, c.name, lambda c=c, run=run: run(ctx, c, datasets[c.seed]), wait=False):
-            pending.append((c.name, lambda c=c, run=run: run(ctx, c, make_dataset(suite, c.seed))))
+        if not run_locked(ctx.run_dir, c.name, lambda c=c, run=run, d=datasets[key]: run(ctx, c, d), wait=False):
+            pending.append((c.name, lambda c=c, run=run: run(ctx, c, make_dataset(c.suite, c.seed))))
     for cell, job in pending:  # wait for the other process; run the cell if it died meanwhile
         run_locked(ctx.run_dir, cell, job, wait=True)
 

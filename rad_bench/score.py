@@ -36,10 +36,13 @@ def score_frames(
     tags: list[list[tuple[str, int | None]]],  # (tag, gap) per clip and generated frame (frame_tags)
     *,
     metrics: list[str],
+    data: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per clip x frame x per-frame metric: ``clip, frame, tag, gap, metric, value, protocol,
     error``. ``frame`` counts generated frames from 0 (the first frame after the context); ``gap`` is
-    the frames since the place was last shown in the context (empty for novel frames)."""
+    the frames since the place was last shown in the context (empty for novel frames). ``data`` (the
+    suite's ``data:`` section) is passed to each metric's protocol (``recall_acc`` takes its chance
+    level from it)."""
     n, h = generated.shape[:2]
     flat = lambda x: x.reshape(n * h, *x.shape[2:])  # noqa: E731
     rows = []
@@ -49,7 +52,7 @@ def score_frames(
             continue
         with torch.no_grad():
             v, error = _guarded(name, lambda: spec.load()(flat(generated), flat(truth)).reshape(n, h))
-        proto = spec.protocol()
+        proto = spec.protocol(data=data) if data is not None else spec.protocol()
         for clip in range(n):
             for frame, (tag, gap) in enumerate(tags[clip]):
                 rows.append(

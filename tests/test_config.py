@@ -118,3 +118,45 @@ def test_blocks_all_is_every_registered_block_and_is_not_mixed_with_names(tmp_pa
     assert [b.name for b in load_suite(p).blocks] == sorted(list_blocks())
     with pytest.raises(SuiteError, match=r"field 'blocks'.*cannot be mixed with names"):
         load_suite(p, ["blocks=[all, none]"])
+
+
+RECALL = FIXTURES / "tiny_recall.yaml"  # data.slots swept over [1, 2] in 2 write frames
+
+
+def test_data_sweep_points_and_their_data_part():
+    from rad_bench.config import data_variants, variants
+
+    suite = load_suite(RECALL, ["sweep={data.slots: [1, 2], model.window: [2, 3]}"])
+    expected = [f"slots={k},window={w}" for k in (1, 2) for w in (2, 3)]
+    assert [label for label, _ in variants(suite)] == expected
+    points = data_variants(suite)  # the data axes alone, the other settings unswept (the reference rows)
+    assert [label for label, _ in points] == ["slots=1", "slots=2"]
+    assert [s.data["slots"] for _, s in points] == [1, 2] and all(s.model.window == 3 for _, s in points)
+    assert data_variants(load_suite(RECALL, ["sweep={model.window: [2, 3]}"]))[0][0] == ""  # no data sweep
+
+
+@pytest.mark.parametrize(
+    "sweep, expect",
+    [
+        (
+            "{data.slots: [1, 3]}",
+            r"field 'sweep\.data\.slots': the sweep point slots=3 .*write_frames \(2\) < slots \(3\)",
+        ),
+        ("{data.slots: [1, 32]}", r"field 'sweep\.data\.slots': the sweep point slots=32 .*max_slots"),
+        ("{data.slotz: [1]}", r"field 'sweep\.data\.slotz'.*'data\.slotz': unknown key.*Did you mean: slots"),
+        ("{data.delay: [4, 1]}", r"field 'sweep\.data\.delay': the sweep point delay=1 .*set train\.clip_len: 5"),
+        ("{data.name: [recall, synthetic]}", r"field 'sweep\.data\.name': a suite runs one dataset"),
+        ("{data.slots: []}", r"field 'sweep\.data\.slots': give a non-empty list"),
+        ("{rollout.clips: [1, 2]}", r"field 'sweep\.rollout\.clips': only keys under model, train, diffusion, data"),
+        ("{data.slots: [1, 2], model.patch: [3]}", r"sweep.*patch \(3\)"),
+    ],
+)
+def test_data_sweep_errors_name_the_sweep_key(sweep, expect):
+    with pytest.raises(SuiteError, match="(?s)" + expect) as e:  # (?s): messages may span lines
+        load_suite(RECALL, [f"sweep={sweep}"])
+    assert str(RECALL) in str(e.value)
+
+
+def test_data_sweep_without_write_frames_says_how_to_fix_the_lengths():
+    with pytest.raises(SuiteError, match=r"'sweep\.data\.slots': the sweep point slots=1 .*data\.write_frames"):
+        load_suite(RECALL, ["data.write_frames=null"])

@@ -118,3 +118,86 @@ def test_efficiency_records_peak_memory_and_state(run_dir):
     full = eff.set_index("block").loc["full_attn"]
     assert full["state_bytes_final"] > full["state_bytes_first"]  # the growing KV cache is visible
     assert "peak memory" in (run_dir / "report.md").read_text()
+
+
+def test_no_capacity_section_without_a_data_sweep(run_dir):
+    assert "Capacity" not in (run_dir / "report.md").read_text()
+    assert not list((run_dir / "figures").glob("capacity_*"))
+
+
+# --------------------------------------------------------------------------------------------
+#                                   A data sweep (recall, K = 1 and 2)
+# --------------------------------------------------------------------------------------------
+
+
+def test_references_run_once_per_data_point_and_seed():
+    from rad_bench.runner import expand_cells
+
+    plain = expand_cells(load_suite(FIXTURES / "tiny.yaml", ["sweep={model.window: [2, 3]}"]))
+    assert [c.name for c in plain if c.reference] == ["copy_last-s0", "recall_oracle-s0"]  # as before data sweeps
+    cells = expand_cells(
+        load_suite(FIXTURES / "tiny_recall.yaml", ["sweep={data.slots: [1, 2], model.window: [2, 3]}"])
+    )
+    refs = [c for c in cells if c.reference]
+    assert [c.name for c in refs if c.seed == 0] == [
+        "copy_last[slots=1]-s0", "recall_oracle[slots=1]-s0", "copy_last[slots=2]-s0", "recall_oracle[slots=2]-s0",
+    ]  # fmt: skip
+    assert {c.variant for c in refs} == {"slots=1", "slots=2"} and all(c.suite.model.window == 3 for c in refs)
+    assert len(cells) == 2 * (2 * 2 * 2 + 2 * 2)  # seeds x (points x blocks + data points x references)
+    learned = [c.variant for c in cells if not c.reference and c.seed == 0]
+    assert learned[:4] == ["slots=1,window=2"] * 2 + ["slots=1,window=3"] * 2  # one data point after the other
+
+
+@pytest.fixture(scope="module")
+def recall_run(tmp_path_factory):
+    suite = load_suite(FIXTURES / "tiny_recall.yaml")
+    return run_suite(suite, results_root=tmp_path_factory.mktemp("results"), progress=False, argv=["test"])
+
+
+def test_data_sweep_rows_per_point_with_their_own_references(recall_run):
+    df = pd.read_csv(recall_run / "metrics.csv")
+    assert set(df["block"]) == {
+        f"{b}[slots={k}]" for b in ("none", "full_attn", "copy_last", "recall_oracle") for k in (1, 2)
+    }
+    assert set(df.loc[df["reference"], "variant"]) == {"slots=1", "slots=2"}
+    assert (df["tag"] == "revisit").all()  # every query's slot was written beyond the reach, at every K
+    acc = df[df["metric"] == "recall_acc"]
+    assert acc["protocol"].str.contains("chance=0.125").all()  # V = 8
+    assert (acc.loc[acc["block"].str.startswith("recall_oracle"), "value"] == 1).all()
+    board = pd.read_csv(recall_run / "leaderboard.csv").set_index("block")
+    for k in (1, 2):  # paired with `none` at the same K, references too
+        assert board.loc[f"full_attn[slots={k}]", "baseline"] == f"none[slots={k}]"
+        assert board.loc[f"copy_last[slots={k}]", "baseline"] == f"none[slots={k}]"
+
+
+def test_every_block_and_seed_sees_the_same_episodes_at_one_k(recall_run):
+    import numpy as np
+
+    from rad_bench.build import make_dataset
+    from rad_bench.config import variants
+
+    def truth(cell: str) -> np.ndarray:
+        return np.load(recall_run / "samples" / f"{cell}.npz")["truth"]
+
+    for label, point in variants(load_suite(FIXTURES / "tiny_recall.yaml")):
+        cells = [f"{b}[{label}]-s{s}" for b in ("none", "full_attn", "copy_last", "recall_oracle") for s in (0, 1)]
+        first = truth(cells[0])
+        assert all(np.array_equal(truth(c), first) for c in cells[1:]), label
+        r = point.rollout
+        ev = make_dataset(point, seed=1).eval_set(r.clips, r.context, r.horizon)  # the dataset's own, at this K
+        assert np.array_equal(
+            first, ((ev.frames[:2].clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 1, 3, 4, 2).numpy()
+        )
+    assert truth("none[slots=1]-s0").shape == truth("none[slots=2]-s0").shape  # same length at every K
+    assert not np.array_equal(truth("none[slots=1]-s0"), truth("none[slots=2]-s0"))
+
+
+def test_capacity_figures_are_drawn_and_embedded(recall_run):
+    for name in ("capacity_vs_slots", "capacity_vs_state"):
+        assert (recall_run / "figures" / f"{name}.png").is_file() and (recall_run / "figures" / f"{name}.pdf").is_file()
+    md = (recall_run / "report.md").read_text()
+    assert "## Capacity" in md and "figures/capacity_vs_slots.png" in md and "figures/capacity_vs_state.png" in md
+    assert md.index("## Capacity") < md.index("## Metric vs horizon")
+    assert "chance (0.125" in md and "Clip 0 (at slots=2)" in md
+    page = (recall_run / "report.html").read_text()
+    assert "<h2>Capacity</h2>" in page and page.count("data:image/png") >= 4

@@ -176,10 +176,78 @@ def test_config_refuses_bad_sizes(kw, words):
         RecallConfig(**kw)
 
 
-def test_suite_validates():
+@pytest.mark.parametrize("slots", [1, 2, 4])
+def test_write_frames_fix_the_episode_whatever_k(slots):
+    """W = 4 write frames: the K writes take the last K, the W - K before them are idle blanks, so the
+    episode length, the context and the gap from the last write to the queries do not depend on K."""
+    W = 4
+    data = make(slots=slots, write_frames=W)
+    ev = data.eval_set(6, W + D, Q)
+    frames, places = ev.frames, ev.places
+    assert frames.shape[1] == W + D + Q and data.cfg.episode_len == W + D + Q
+    slot, phase = split(ev.actions)
+    idle = W - slots
+    assert (phase[:, :idle] == 1).all() and (slot[:, :idle] == -1).all() and (frames[:, :idle] == 0).all()
+    assert (phase[:, idle:W] == 0).all() and (slot[:, idle:W] >= 0).all()  # the writes, right before the delay
+    assert (phase[:, W : W + D] == 1).all() and (phase[:, W + D :] == 2).all()
+    assert (places[:, :idle] >= S).all() and (places[:, W : W + D] >= S).all()  # idle and delay: never revisited
+    for p in places.tolist():
+        assert tag_frames(p, W + D, 5) == ["revisit"] * Q
+    for e in range(6):
+        for t in range(W + D, W + D + Q):  # every query returns to a slot written in the last K write frames
+            (i,) = (slot[e, idle:W] == slot[e, t]).nonzero()[0]
+            assert torch.equal(frames[e, t], frames[e, idle + i])
+
+
+def test_write_frames_default_is_slots():
+    assert RecallConfig(slots=3).writes == 3 and RecallConfig(slots=3, write_frames=16).writes == 16
+    a = make().episodes(4, torch.Generator().manual_seed(1))
+    b = make(write_frames=K).episodes(4, torch.Generator().manual_seed(1))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))  # write_frames = slots: today's episodes exactly
+
+
+def test_training_mix_writes_last_in_the_write_frames():
+    W = 8
+    data = make(slots=4, write_frames=W)
+    frames, actions = data.sample(200, W + D + Q, torch.Generator().manual_seed(0))
+    slot, phase = split(actions)
+    written = (phase[:, :W] == 0).sum(1)
+    assert written.min() == 1 and written.max() == 4
+    for e in range(200):
+        k = int(written[e])
+        assert (phase[e, : W - k] == 1).all() and (phase[e, W - k : W] == 0).all() and (frames[e, : W - k] == 0).all()
+
+
+def test_write_frames_below_slots_is_refused_and_named_in_the_checks():
+    with pytest.raises(ValueError, match=r"write_frames \(2\) < slots \(4\)"):
+        RecallConfig(slots=4, write_frames=2)
+    cfg = RecallConfig(slots=2, write_frames=16, delay=D, queries=Q)
+    with pytest.raises(DataError, match=r"data.write_frames \+ data.delay \+ data.queries.*set train.clip_len: 32"):
+        cfg.check(Demand(clip_len=2 + D + Q, context=16 + D, horizon=Q, clips=4))
+    with pytest.raises(DataError, match=r"data.write_frames \+ data.delay \(24\).*set rollout.context: 24"):
+        cfg.check(Demand(clip_len=32, context=2 + D, horizon=Q, clips=4))
+    cfg.check(Demand(32, 24, Q, 4))
+
+
+def test_protocol_states_the_exact_chance():
+    spec = get_metric("recall_acc")
+    assert "chance=0.03125" in spec.protocol()  # V = 32 by default
+    assert "chance=0.125" in spec.protocol(data={"name": "recall", "values": 8})
+    assert "chance=0.03125" in spec.protocol(data={"name": "recall"})
+
+
+def test_suite_sweeps_k_at_fixed_lengths():
     from pathlib import Path
 
-    from rad_bench.config import load_suite
+    from rad_bench.config import load_suite, variants
 
     suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "recall.yaml")
     assert suite.data["name"] == "recall" and "recall_acc" in suite.metrics
+    assert suite.sweep == {"data.slots": [2, 4, 8, 16]} and len(suite.seeds) == 3
+    assert [b.name for b in suite.blocks] == ["none", "full_attn", "lstm_attn", "mamba2", "ttt", "frame_stack"]
+    assert suite.leaderboard.sort_by == "recall_acc_revisit"
+    points = variants(suite)
+    assert [label for label, _ in points] == ["slots=2", "slots=4", "slots=8", "slots=16"]
+    for _, v in points:  # the same clip, context and horizon at every K
+        assert (v.train.clip_len, v.rollout.context, v.rollout.horizon) == (32, 24, 8)
+        assert RecallConfig(**{k: x for k, x in v.data.items() if k != "name"}).episode_len == 32

@@ -452,3 +452,54 @@ def test_cli_combined_report_imports_no_torch(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
     assert (results / "combined" / "report.html").is_file()  # default --out: RESULTS/combined
     assert set(pd.read_csv(results / "combined" / "leaderboard.csv")["suite"]) == {"alpha", "beta"}
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Capacity (a numeric data sweep)
+# --------------------------------------------------------------------------------------------
+
+
+def test_parse_variant_reads_the_swept_values():
+    from rad_bench.results import parse_variant
+
+    assert parse_variant("slots=4") == {"slots": 4}
+    assert parse_variant("mode=chunk,window=4,lr=0.001") == {"mode": "chunk", "window": 4, "lr": 0.001}
+    assert parse_variant("x=[1, 2],k=16") == {"x": "[1, 2]", "k": 16}  # a value may hold commas
+    assert parse_variant("") == {} and parse_variant(np.nan) == {} and parse_variant(None) == {}
+
+
+def _capacity_run(root: Path, sweep: str) -> Path:
+    """A run swept over data.slots (2 and 8): none and full_attn, and a reference row per point."""
+    cells = {
+        f"{b}[slots={k}]": {"variant": f"slots={k}", "reference": b == "copy_last", "protocol": "x; chance=0.125"}
+        for b in ("none", "full_attn", "copy_last")
+        for k in (2, 8)
+    }
+    run = make_run(root, "cap", "20260101-0000-ccccccc", cells=cells, seeds=(0, 1, 2), new=True)
+    (run / "suite.resolved.yaml").write_text(f"name: cap\nsweep: {sweep}\nleaderboard: {{sort_by: psnr_revisit}}\n")
+    return run
+
+
+def test_capacity_points_and_chance(tmp_path):
+    from rad_bench.report.figures import capacity_points, chance_levels
+
+    run = report.load_run(_capacity_run(tmp_path, "{data.slots: [2, 8]}"))
+    assert run.capacity == "slots"
+    points = capacity_points(run.table, "slots", "psnr_revisit").set_index("block")
+    assert set(points["series"]) == {"none", "full_attn", "copy_last"}
+    assert points.loc["full_attn[slots=8]", "x"] == 8 and points.loc["copy_last[slots=2]", "reference"]
+    row = run.table.set_index("block").loc["none[slots=2]"]
+    assert points.loc["none[slots=2]", "y"] == row["psnr_revisit"]
+    assert points.loc["none[slots=2]", "err"] == row["psnr_revisit_ci95"] > 0  # ± 95% interval over seeds
+    assert chance_levels(run.df, "psnr") == [0.125] and chance_levels(run.df.assign(protocol="p"), "psnr") == []
+
+
+def test_capacity_section_only_with_a_numeric_data_sweep(tmp_path):
+    report.write(_capacity_run(tmp_path / "a", "{data.slots: [2, 8]}"))
+    md = (tmp_path / "a" / "cap" / "20260101-0000-ccccccc" / "report.md").read_text()
+    assert "## Capacity" in md and "capacity_vs_slots.png" in md and "capacity_vs_state.png" in md
+    assert "chance (0.125" in md
+    for sweep in ("{data.delay_fill: [blank, values]}", "{model.window: [2, 8]}"):  # not a numeric data sweep
+        run = _capacity_run(tmp_path / sweep[1:5], sweep)
+        report.write(run)
+        assert "Capacity" not in (run / "report.md").read_text() and not list((run / "figures").glob("capacity_*"))

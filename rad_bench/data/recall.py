@@ -2,13 +2,19 @@
 
 Every episode stores ``slots`` (K) key-value pairs, waits, then asks for them back:
 
-==========  =======================  ====================================  =========================
-phase       frames                   frame shows                           action (slot | phase)
-==========  =======================  ====================================  =========================
-write       ``0 .. K-1``             the value of slot ``s_i``             ``onehot(s_i) | write``
-delay       ``K .. K+delay-1``       a distractor (``delay_fill``)         ``0 | delay``
-query       ``K+delay .. end``       the value of slot ``s_q`` again       ``onehot(s_q) | query``
-==========  =======================  ====================================  =========================
+==========  ======================  =====================================  =========================
+phase       frames                  frame shows                            action (slot | phase)
+==========  ======================  =====================================  =========================
+idle        ``0 .. W-K-1``          a distractor (``delay_fill``)          ``0 | delay``
+write       ``W-K .. W-1``          the value of slot ``s_i``              ``onehot(s_i) | write``
+delay       ``W .. W+delay-1``      a distractor (``delay_fill``)          ``0 | delay``
+query       ``W+delay .. end``      the value of slot ``s_q`` again        ``onehot(s_q) | query``
+==========  ======================  =====================================  =========================
+
+``W = write_frames`` (default ``slots``: no idle frames). The K writes take the last K of the W write
+frames, so the gap from the last write to the queries is always ``delay`` and an episode is
+``W + delay + queries`` frames whatever K: a fixed ``write_frames`` lets one run sweep ``data.slots``
+with the same clip, context and horizon at every K (suites/recall.yaml).
 
 - The K slot ids (the keys) are drawn without replacement from ``max_slots`` per episode and written
   in that random order, so neither the slot id nor the write position can be learnt as a constant.
@@ -21,8 +27,8 @@ query       ``K+delay .. end``       the value of slot ``s_q`` again       ``one
   one-hot slot id (all zero during the delay), then a one-hot phase (write, delay, query).
 - Each query frame returns to a written slot drawn uniformly (with replacement); its target is an
   exact re-render of that slot's write frame.
-- Places (for :mod:`rad_bench.tags`): slot ``s`` is place ``s``; delay frame ``t`` is place
-  ``max_slots + t``, never repeated. With ``rollout.context = K + delay`` and ``rollout.horizon =
+- Places (for :mod:`rad_bench.tags`): slot ``s`` is place ``s``; an idle or delay frame ``t`` is place
+  ``max_slots + t``, never repeated. With ``rollout.context = W + delay`` and ``rollout.horizon =
   queries``, every generated frame is a query whose place was shown only in the write phase, so it
   is a ``revisit`` whenever ``delay + 1 >= reach`` (``depth * (window - 1) + 1`` frames).
 
@@ -34,14 +40,15 @@ uniform grey guess is equally far from every value. ``V < 32`` takes the first V
 colours before a second shape. :func:`render_values` is shared with the metric
 (:mod:`rad_bench.metrics.recall`), which classifies a frame by its nearest rendering.
 
-Training clips are whole episodes (``train.clip_len = slots + delay + queries``): the delay must lie
+Training clips are whole episodes (``train.clip_len = W + delay + queries``): the delay must lie
 inside the clip for a memory to be trained across it. With ``mix_slots`` (default) each training
-episode writes a random number ``k`` in ``1 .. slots`` of slots after ``slots - k`` idle frames (blank,
+episode writes a random number ``k`` in ``1 .. slots`` of slots after ``W - k`` idle frames (blank,
 delay phase), so the gap to the queries is unchanged. Zoology trains MQAR on a mix of pair counts the
 same way; without it full attention stays at chance at K = 16 after 200 steps (suites/recall.yaml's
 recipe; 1.00 with it, 3 of 3 seeds): at K = 2 a uniform read of both writes already scores about 1/2
 and leads the gradient to the key, at K = 16 it is a grey blur with no such lead. Evaluation
-episodes always write all K, are fixed (their own seed) and identical for every block and seed.
+episodes always write all K (after ``W - K`` idle frames), are fixed (their own seed) and identical
+for every block and seed.
 """
 
 from __future__ import annotations
@@ -72,6 +79,9 @@ class RecallConfig(DataConfig):
     values: int = Field(MAX_VALUES, ge=2, le=MAX_VALUES, description="V: value classes (chance = 1/V)")
     delay: int = Field(8, ge=0, description="distractor frames between the writes and the queries")
     queries: int = Field(8, ge=1, description="query frames per episode (the rollout's horizon)")
+    write_frames: int | None = Field(
+        None, ge=1, description="W: frames of the write phase, the K writes last (default slots); fixed across K"
+    )
     mix_slots: bool = Field(True, description="training episodes write 1..slots slots (Zoology's MQAR mix)")
     delay_fill: Literal["blank", "values"] = Field(
         "blank", description="delay frames: grey background, or random values tied to no slot (interference)"
@@ -83,23 +93,38 @@ class RecallConfig(DataConfig):
             raise ValueError(f"slots ({self.slots}) > max_slots ({self.max_slots}): raise max_slots or lower slots")
         if self.frame_size % 4:
             raise ValueError(f"frame_size ({self.frame_size}) must be a multiple of 4: the shapes fill quarters")
+        if self.write_frames is not None and self.write_frames < self.slots:
+            raise ValueError(
+                f"write_frames ({self.write_frames}) < slots ({self.slots}): the write phase holds one frame per "
+                "slot; raise write_frames to the largest K of a sweep"
+            )
         return self
 
     @property
+    def writes(self) -> int:
+        """W: frames of the write phase (``write_frames``, default ``slots``)."""
+        return self.slots if self.write_frames is None else self.write_frames
+
+    @property
     def episode_len(self) -> int:
-        return self.slots + self.delay + self.queries
+        return self.writes + self.delay + self.queries
+
+    def _w(self) -> str:
+        """How the message names W: ``data.write_frames`` or, unset, ``data.slots``."""
+        return "data.slots" if self.write_frames is None else "data.write_frames"
 
     def check(self, need: Demand) -> None:
-        write_delay = self.slots + self.delay
+        write_delay = self.writes + self.delay
         if need.clip_len != self.episode_len:
             raise DataError(
-                f"train.clip_len ({need.clip_len}) != data.slots + data.delay + data.queries "
-                f"({self.slots} + {self.delay} + {self.queries} = {self.episode_len}): recall trains on whole "
-                f"episodes so the delay lies inside the clip; set train.clip_len: {self.episode_len}"
+                f"train.clip_len ({need.clip_len}) != {self._w()} + data.delay + data.queries "
+                f"({self.writes} + {self.delay} + {self.queries} = {self.episode_len}): recall trains on whole "
+                f"episodes so the delay lies inside the clip; set train.clip_len: {self.episode_len} "
+                "(a fixed data.write_frames keeps it the same across a sweep of data.slots)"
             )
         if need.context != write_delay:
             raise DataError(
-                f"rollout.context ({need.context}) != data.slots + data.delay ({write_delay}): the context is "
+                f"rollout.context ({need.context}) != {self._w()} + data.delay ({write_delay}): the context is "
                 f"the write and delay phases; set rollout.context: {write_delay}"
             )
         if need.horizon != self.queries:
@@ -162,10 +187,10 @@ def draw_episode(cfg: RecallConfig, g: torch.Generator, written: int | None = No
     """One episode from ``g``: ``(shown, slot, phase)``, each ``(T,)`` long: the value index shown
     (``BLANK`` for a blank frame), the slot id (-1 during the delay) and the phase index.
 
-    ``written`` (default ``slots``) writes fewer slots: the episode then opens with ``slots - written``
-    idle frames (delay phase), so every phase keeps its frames and the queries their gap."""
+    ``written`` (default ``slots``) slots are written in the last ``written`` of the ``cfg.writes`` write
+    frames; the ones before are idle (delay phase), so every phase keeps its frames and the queries their gap."""
     k, d, q = cfg.slots if written is None else written, cfg.delay, cfg.queries
-    idle = cfg.slots - k
+    idle = cfg.writes - k
     keys = torch.randperm(cfg.max_slots, generator=g)[:k]  # distinct slot ids, in write order
     values = torch.randint(0, cfg.values, (k,), generator=g)
     asked = torch.randint(0, k, (q,), generator=g)  # which written slot each query returns to
@@ -184,7 +209,7 @@ def actions_of(slot: Tensor, phase: Tensor, max_slots: int) -> Tensor:
 
 
 def places_of(slot: Tensor, max_slots: int) -> Tensor:
-    """Place ids: the slot id, or ``max_slots + t`` for delay frame ``t`` (never repeated)."""
+    """Place ids: the slot id, or ``max_slots + t`` for an idle or delay frame ``t`` (never repeated)."""
     t = torch.arange(slot.shape[-1]).expand_as(slot)
     return torch.where(slot >= 0, slot, max_slots + t)
 
@@ -213,7 +238,7 @@ class Recall(Dataset):
         return frames, actions_of(slot, phase, self.cfg.max_slots), places_of(slot, self.cfg.max_slots)
 
     def sample(self, batch: int, clip_len: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
-        self.cfg.check(Demand(clip_len, self.cfg.slots + self.cfg.delay, self.cfg.queries, 0))
+        self.cfg.check(Demand(clip_len, self.cfg.writes + self.cfg.delay, self.cfg.queries, 0))
         frames, actions, _ = self.episodes(batch, g, mix=self.cfg.mix_slots)
         return frames, actions
 

@@ -6,9 +6,10 @@ all 32 renderings of :func:`rad_bench.data.recall.render_values` at the frame's 
 value. Meaningful on frames that show a value (the ``recall`` query phase); a blank frame is
 classified like any other.
 
-Chance is 1/V for V = ``data.values``: every rendering has the same norm, so a grey or blurred
-"average" guess is as close to one value as to another and lands on a fixed class, right for 1 in V
-targets. With V < 32 a frame classified as a value that is never drawn is simply wrong.
+Chance is 1/V for V = ``data.values`` (every row's protocol says ``chance=<number>``): every rendering
+has the same norm, so a grey or blurred "average" guess is as close to one value as to another and
+lands on a fixed class, right for 1 in V targets. With V < 32 a frame classified as a value that is
+never drawn is simply wrong.
 """
 
 from __future__ import annotations
@@ -33,5 +34,8 @@ def recall_acc(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def recall_acc_protocol(**counts: object) -> str:
-    """The protocol string of :func:`recall_acc` rows, with the chance level."""
-    return f"nearest of {MAX_VALUES} value renderings, pixel L2; chance 1/V, V = data.values (default 1/{MAX_VALUES})"
+    """The protocol string of :func:`recall_acc` rows, with the exact chance level ``chance=<1/V>``:
+    V from ``counts["data"]`` (the suite's ``data:`` section, passed by the runner), else the default 32."""
+    data = counts.get("data")
+    v = int(data.get("values", MAX_VALUES)) if isinstance(data, dict) else MAX_VALUES
+    return f"nearest of {MAX_VALUES} value renderings, pixel L2; chance 1/V, V={v} (data.values): chance={1 / v:.6g}"

@@ -1,10 +1,13 @@
 """Figures of one run (matplotlib, PNG + PDF): metric vs frame (all tags and one panel per tag), metric
 vs gap (retrieval: memory decay), bars by tag and state bytes vs rollout frame. Each marks the
-attention reach, bands are ± stderr over seeds (or clips), reference rows are dashed."""
+attention reach, bands are ± stderr over seeds (or clips), reference rows are dashed. With a numeric
+data sweep (``sweep: {data.slots: [2, 4, 8]}``), the capacity figures: the sort metric vs the swept
+value and vs measured state bytes, ± 95% interval, chance marked."""
 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from rad_bench.metrics import get_metric  # noqa: E402
 from rad_bench.report.samples import TAG_COLORS  # noqa: E402
-from rad_bench.report.tables import flag, unit_of  # noqa: E402
+from rad_bench.report.tables import flag, label_base, unit_of  # noqa: E402
 from rad_bench.report.views import byte_unit  # noqa: E402
-from rad_bench.results import TAGS  # noqa: E402
+from rad_bench.results import TAGS, parse_variant, split_column  # noqa: E402
 from rad_bench.utils import atomic_write_bytes  # noqa: E402
 
 
@@ -191,4 +194,110 @@ def plot_state_bytes(state: pd.DataFrame, out: Path) -> Path | None:
     ax.set_ylim(bottom=0)  # from zero, so constant and growing states compare at a glance
     ax.set_title("state size vs rollout frame")
     ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Capacity (a numeric data sweep)
+# --------------------------------------------------------------------------------------------
+
+CHANCE = re.compile(r"chance=([0-9.]+(?:[eE][-+]?[0-9]+)?)")
+
+
+def chance_levels(df: pd.DataFrame, metric: str) -> list[float]:
+    """The chance levels that ``metric``'s rows state in their protocol (``chance=<number>``)."""
+    if "protocol" not in df:
+        return []
+    texts = df.loc[df["metric"] == metric, "protocol"].dropna().astype(str).unique()
+    return sorted({float(m.group(1)) for t in texts if (m := CHANCE.search(t))})
+
+
+def capacity_points(table: pd.DataFrame, key: str, sort_by: str) -> pd.DataFrame:
+    """One row per leaderboard row with a number for ``key`` in its ``variant``: ``block``, ``series``
+    (the label without the sweep values, plus the other swept values), ``x`` (its ``key`` value),
+    ``y`` (``sort_by``), ``err`` (its 95% half-width) and ``reference``."""
+    cols = ["block", "series", "x", "y", "err", "reference"]
+    if "variant" not in table or sort_by not in table:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for _, r in table.iterrows():
+        point = parse_variant(r["variant"])
+        x = point.pop(key, None)
+        if isinstance(x, (int, float)):
+            rest = ",".join(f"{k}={v}" for k, v in point.items())
+            series = label_base(str(r["block"])) + (f"[{rest}]" if rest else "")
+            ref = bool(r.get("reference", False))
+            rows.append([r["block"], series, float(x), r[sort_by], r.get(f"{sort_by}_ci95", np.nan), ref])
+    return pd.DataFrame(rows, columns=cols)
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # one per swept value in the state figure
+
+
+def _series_colors(points: pd.DataFrame) -> dict[str, str]:
+    """A colour per series, fixed before any is left out, so both capacity figures colour a block alike."""
+    return {s: f"C{i % 10}" for i, s in enumerate(sorted(points["series"].unique()))}
+
+
+def _draw_series(ax: plt.Axes, points: pd.DataFrame, x: str, colors: dict[str, str], key: str | None = None) -> None:
+    """One line with ± 95% error bars per series, points in ``x`` order; references dashed. With ``key``
+    each point's marker says its swept value (``x`` is then another quantity, e.g. state bytes)."""
+    values = sorted(points["x"].unique())
+    for series, g in points.groupby("series", sort=True):
+        g, color = g.sort_values(x), colors[str(series)]
+        ref = bool(g["reference"].any())
+        label, ls = (f"{series} (ref)", "--") if ref else (series, "-")
+        ax.errorbar(g[x], g["y"], yerr=g["err"].fillna(0).to_numpy(), ls=ls, marker=None if key else "o", ms=4,
+                    capsize=3, color=color, label=label)  # fmt: skip
+        if key:
+            for px, py, v in zip(g[x], g["y"], g["x"]):
+                ax.plot(px, py, MARKERS[values.index(v) % len(MARKERS)], color=color, ms=5)
+    if key:  # legend entries for the markers
+        for j, v in enumerate(values):
+            ax.plot([], [], MARKERS[j % len(MARKERS)], color="grey", ms=5, label=f"{key}={v:g}")
+
+
+def _finish_capacity(ax: plt.Axes, sort_by: str, chances: list[float], title: str) -> None:
+    for c in chances:  # what a model that remembers nothing scores
+        ax.axhline(c, color="k", ls=":", lw=1, label=f"chance {c:.3g}")
+    ax.set_ylabel(f"{sort_by} {get_metric(split_column(sort_by)[0]).arrow}")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: the curves fill the axes
+
+
+def plot_capacity_vs_value(table: pd.DataFrame, df: pd.DataFrame, key: str, sort_by: str, out: Path) -> Path | None:
+    """``sort_by`` vs the swept data value ``key`` (e.g. slots K) per block; ± 95% interval, chance line."""
+    points = capacity_points(table, key, sort_by)
+    if points.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    _draw_series(ax, points, "x", _series_colors(points))
+    values = sorted(points["x"].unique())
+    if values[0] > 0 and values[-1] >= 4 * values[0]:  # doubling sweeps (2, 4, 8, 16) spread evenly
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(values, [f"{v:g}" for v in values])
+    ax.set_xlabel(f"{key} (swept: data.{key})")
+    _finish_capacity(ax, sort_by, chance_levels(df, split_column(sort_by)[0]), f"{sort_by} vs {key}")
+    return _save(fig, out)
+
+
+def plot_capacity_vs_state(
+    table: pd.DataFrame, df: pd.DataFrame, eff: pd.DataFrame, key: str, sort_by: str, out: Path
+) -> Path | None:
+    """``sort_by`` vs measured state bytes (``state_bytes_final`` of efficiency.csv, mean over a block's
+    seeds) per block, one marker per block and ``key`` value, log x; references (no state) are skipped."""
+    if "state_bytes_final" not in eff:
+        return None
+    state = eff.groupby("block")["state_bytes_final"].mean().rename("state")
+    points = capacity_points(table, key, sort_by).join(state, on="block")
+    colors = _series_colors(points)
+    points = points[~points["reference"].astype(bool) & points["state"].notna()]
+    if points.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    _draw_series(ax, points, "state", colors, key=key)
+    ax.set_xscale("log" if (points["state"] > 0).all() else "symlog")
+    ax.set_xlabel("memory state after the last generated frame (bytes, log)")
+    title = f"{sort_by} vs state bytes (capacity trade-off)"
+    _finish_capacity(ax, sort_by, chance_levels(df, split_column(sort_by)[0]), title)
     return _save(fig, out)

@@ -1,6 +1,6 @@
 """One run folder as a report: its metrics.csv read into a :class:`RunReport` (sorted leaderboard with the
-paired comparison), its figures drawn, and its report section (leaderboard, retrieval vs gap,
-curves, bars, efficiency, samples) as document items. Also finds run folders from a suite's results
+paired comparison), its figures drawn, and its report section (leaderboard, capacity, retrieval vs
+gap, curves, bars, efficiency, samples) as document items. Also finds run folders from a suite's results
 folder or its YAML."""
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import pandas as pd
 from rad_bench.metrics import get_metric
 from rad_bench.report.document import Figure, Heading, Item, Para, Table
 from rad_bench.report.figures import (
+    chance_levels,
+    plot_capacity_vs_state,
+    plot_capacity_vs_value,
     plot_metric_vs_frame,
     plot_metric_vs_frame_by_tag,
     plot_metric_vs_gap,
@@ -38,7 +41,7 @@ from rad_bench.report.views import (
     plain,
     unit_note,
 )
-from rad_bench.results import EFFICIENCY_CSV, METRICS_CSV, STATE_CSV, split_column
+from rad_bench.results import EFFICIENCY_CSV, METRICS_CSV, STATE_CSV, parse_variant, split_column
 
 
 class ReportError(ValueError):
@@ -56,16 +59,25 @@ class RunReport:
     sort_by: str
     baseline: str | None = None  # the block every other block is paired against; None: no comparison
     figures: dict[str, Path] = field(default_factory=dict)
+    capacity: str | None = None  # the numeric data sweep's key (``slots``): the Capacity figures; None: none
 
 
-def _leaderboard_cfg(run_dir: Path) -> dict[str, Any]:
-    """The ``leaderboard:`` mapping of the run's suite.resolved.yaml (empty when there is none)."""
+def _resolved(run_dir: Path) -> dict[str, Any]:
+    """The run's suite.resolved.yaml (empty when there is none)."""
     import yaml
 
     f = run_dir / "suite.resolved.yaml"
-    if not f.is_file():
-        return {}
-    return (yaml.safe_load(f.read_text()) or {}).get("leaderboard") or {}
+    return (yaml.safe_load(f.read_text()) or {}) if f.is_file() else {}
+
+
+def capacity_key(resolved: dict[str, Any]) -> str | None:
+    """The first ``data.*`` sweep axis whose values are all numbers, by its last key (``slots`` for
+    ``sweep: {data.slots: [2, 4, 8]}``, as in the ``variant`` column); None without one."""
+    for key, values in (resolved.get("sweep") or {}).items():
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values or [None])
+        if key.startswith("data.") and numeric:
+            return key.split(".")[-1]
+    return None
 
 
 def _suite_of(run_dir: Path, df: pd.DataFrame) -> str:
@@ -87,13 +99,15 @@ def load_run(run_dir: Path, sort_by: str | None = None, baseline: str | None = N
     if not f.is_file():
         raise ReportError(f"{run_dir}: no metrics.csv (is this a run folder? runs live under results/<suite>/)")
     df = pd.read_csv(f)
-    cfg = _leaderboard_cfg(run_dir)
+    resolved = _resolved(run_dir)
+    cfg = resolved.get("leaderboard") or {}
     sort_by = sort_by or str(cfg.get("sort_by") or "psnr_revisit")
     base = resolve_baseline(df, baseline or cfg.get("baseline"))
     table, unit = leaderboard(df)
     table = sort_table(with_comparison(table, df, base), sort_by)
     metrics = list(dict.fromkeys(df["metric"]))
-    return RunReport(run_dir, _suite_of(run_dir, df), df, table, unit, metrics, sort_by, base)
+    suite = _suite_of(run_dir, df)
+    return RunReport(run_dir, suite, df, table, unit, metrics, sort_by, base, capacity=capacity_key(resolved))
 
 
 def _read_state(path: Path) -> pd.DataFrame:
@@ -115,10 +129,35 @@ def draw_figures(run: RunReport, fig_dir: Path) -> None:
             figs[f"{m}_by_tag"] = plot_revisit_bars(run.table, m, fig_dir / f"{m}_by_tag")
     if (run.run_dir / STATE_CSV).is_file():
         figs["state_bytes"] = plot_state_bytes(_read_state(run.run_dir / STATE_CSV), fig_dir / "state_bytes_vs_frame")
-    reach = int(df["reach"].iloc[0]) if "reach" in df else 1
-    figs["samples_png"] = sample_strip(run.run_dir, fig_dir / "samples.png", reach)
-    figs["samples_gif"] = sample_gif(run.run_dir, fig_dir / "samples.gif", reach)
+    figs |= _capacity_figures(run, fig_dir) if run.capacity else {}
+    reach, shown = int(df["reach"].iloc[0]) if "reach" in df else 1, _sample_point(run)[0]
+    figs["samples_png"] = sample_strip(run.run_dir, fig_dir / "samples.png", reach, blocks=shown)
+    figs["samples_gif"] = sample_gif(run.run_dir, fig_dir / "samples.gif", reach, blocks=shown)
     run.figures = {k: v for k, v in figs.items() if v is not None}
+
+
+def _sample_point(run: RunReport) -> tuple[set[str] | None, str]:
+    """The blocks the sample strip shows and a note: in a numeric data sweep those at its largest value
+    (each value has its own ground truth), else every block (``None``, "")."""
+    if not run.capacity or "variant" not in run.table:
+        return None, ""
+    values = run.table["variant"].map(lambda v: parse_variant(v).get(str(run.capacity)))
+    top = max((v for v in values if isinstance(v, (int, float))), default=None)
+    if top is None:
+        return None, ""
+    return set(run.table.loc[values == top, "block"].astype(str)), f" (at {run.capacity}={top:g})"
+
+
+def _capacity_figures(run: RunReport, fig_dir: Path) -> dict[str, Path | None]:
+    """The sort metric vs the swept data value, and vs measured state bytes (needs efficiency.csv)."""
+    key, eff = str(run.capacity), run.run_dir / EFFICIENCY_CSV
+    figs = {"capacity": plot_capacity_vs_value(run.table, run.df, key, run.sort_by, fig_dir / f"capacity_vs_{key}")}
+    if eff.is_file():
+        state = plot_capacity_vs_state(
+            run.table, run.df, pd.read_csv(eff), key, run.sort_by, fig_dir / "capacity_vs_state"
+        )
+        figs["capacity_state"] = state
+    return figs
 
 
 def notes(run: RunReport) -> str:
@@ -202,6 +241,20 @@ def _gap_items(run: RunReport) -> list[Item]:
     ]
 
 
+def _capacity_items(run: RunReport) -> list[Item]:
+    """The Capacity figures' items (none without a numeric data sweep)."""
+    key, unit, metric = run.capacity, unit_of(run.df), split_column(run.sort_by)[0]
+    chance = ", ".join(f"{c:.3g}" for c in chance_levels(run.df, metric)) or "not stated"
+    caps = {
+        "capacity": f"{run.sort_by} vs {key} (swept: data.{key}) per block: mean ± 95% interval over {unit}s; "
+        f"dashed = references; dotted line = chance ({chance}, from the rows' protocol).",
+        "capacity_state": f"{run.sort_by} vs measured memory state bytes (state_bytes_final, efficiency.csv; "
+        f"log scale): the capacity trade-off, one marker per block and {key}, ± 95% interval over {unit}s; "
+        "references have no state and are left out.",
+    }
+    return [Figure(run.figures[k], c) for k, c in caps.items() if k in run.figures]
+
+
 def _efficiency_items(run: RunReport) -> list[Item]:
     items: list[Item] = []
     eff = run.run_dir / EFFICIENCY_CSV
@@ -213,19 +266,23 @@ def _efficiency_items(run: RunReport) -> list[Item]:
 
 
 def _sample_items(run: RunReport) -> list[Item]:
+    at = _sample_point(run)[1]
     caps = {
-        "samples_png": "Clip 0: ground truth (top; border = tag) and each block's lowest-seed rollout.",
-        "samples_gif": "Clip 0 animated: ground truth (border = tag) next to each block's lowest-seed rollout.",
+        "samples_png": f"Clip 0{at}: ground truth (top; border = tag) and each block's lowest-seed rollout.",
+        "samples_gif": f"Clip 0{at} animated: ground truth (border = tag) next to each block's lowest-seed rollout.",
     }
     return [Figure(run.figures[k], c) for k, c in caps.items() if k in run.figures]
 
 
 def run_items(run: RunReport, level: int, title: str | None = None) -> list[Item]:
-    """One run's report section: leaderboard, retrieval vs gap, curves by tag, bars, efficiency, samples. Subsections
-    are at ``level + 1`` (under the document title when there is no section ``title``)."""
+    """One run's report section: leaderboard, capacity (a numeric data sweep only), retrieval vs gap, curves
+    by tag, bars, efficiency, samples. Subsections are at ``level + 1`` (under the document title when there
+    is no section ``title``)."""
     items: list[Item] = [Heading(level, title)] if title else []
     items += [Para(_run_meta(run)), Heading(level + 1, "Leaderboard")]
     items += [run_table(run), Para(notes(run))]
+    capacity = _capacity_items(run)
+    items += [Heading(level + 1, "Capacity"), *capacity] if capacity else []
     gaps = _gap_items(run)
     items += [Heading(level + 1, "Retrieval vs gap"), *gaps] if gaps else []
     items += [Heading(level + 1, "Metric vs horizon"), *_curve_items(run)]

@@ -15,11 +15,13 @@ from rad_bench.utils import atomic_write_bytes
 TAG_COLORS = {"in_window": (60, 170, 80), "revisit": (240, 140, 20), "novel": (140, 140, 140)}
 
 
-def _first_seed_samples(run_dir: Path) -> dict[str, Path]:
-    """block -> its lowest-seed samples file (``samples/<block>-s<seed>.npz``)."""
+def _first_seed_samples(run_dir: Path, blocks: set[str] | None = None) -> dict[str, Path]:
+    """block -> its lowest-seed samples file (``samples/<block>-s<seed>.npz``); only ``blocks`` when given."""
     found: dict[str, tuple[int, Path]] = {}
     for f in (run_dir / "samples").glob("*-s*.npz"):
         block, seed = f.stem.rsplit("-s", 1)
+        if blocks is not None and block not in blocks:
+            continue
         if seed.isdigit() and (block not in found or int(seed) < found[block][0]):
             found[block] = (int(seed), f)
     return {b: found[b][1] for b in sorted(found)}
@@ -40,9 +42,12 @@ def _sample_tags(ref: np.lib.npyio.NpzFile, clip: int, context: int, reach: int)
     return tag_frames(ref["places"][clip].tolist(), context, reach)
 
 
-def sample_strip(run_dir: Path, out: Path, reach: int, clip: int = 0, max_frames: int = 16) -> Path | None:
-    """PNG: ground truth (top, border coloured by tag) and each block's seed-0 rollout below it."""
-    first_seed = _first_seed_samples(run_dir)
+def sample_strip(
+    run_dir: Path, out: Path, reach: int, clip: int = 0, max_frames: int = 16, blocks: set[str] | None = None
+) -> Path | None:
+    """PNG: ground truth (top, border coloured by tag) and each block's seed-0 rollout below it. ``blocks``:
+    only these (one data point of a data sweep, whose blocks share the ground truth)."""
+    first_seed = _first_seed_samples(run_dir, blocks)
     if not first_seed:
         return None
     ref = np.load(next(iter(first_seed.values())))
@@ -90,9 +95,12 @@ def _gif_frame(columns: list[tuple[str, np.ndarray]], t: int, tag: str, scale: i
     return img
 
 
-def sample_gif(run_dir: Path, out: Path, reach: int, clip: int = 0, frame_ms: int = 250) -> Path | None:
-    """Animated GIF of one clip: ground truth next to each block's lowest-seed rollout, frame by frame."""
-    files = _first_seed_samples(run_dir)
+def sample_gif(
+    run_dir: Path, out: Path, reach: int, clip: int = 0, frame_ms: int = 250, blocks: set[str] | None = None
+) -> Path | None:
+    """Animated GIF of one clip: ground truth next to each block's lowest-seed rollout, frame by frame
+    (``blocks``: only these, as in :func:`sample_strip`)."""
+    files = _first_seed_samples(run_dir, blocks)
     if not files:
         return None
     data = {b: np.load(f) for b, f in files.items()}

@@ -89,7 +89,7 @@ def sort_table(table: pd.DataFrame, sort_by: str) -> pd.DataFrame:
     return table.sort_values(sort_by, ascending=not get_metric(m).higher_is_better)
 
 
-def _label_base(label: str) -> str:
+def label_base(label: str) -> str:
     """``lstm_attn[window=2]`` -> ``lstm_attn``: the display label without its sweep values."""
     return re.sub(r"\[.*\]$", "", label)
 
@@ -99,13 +99,13 @@ def resolve_baseline(df: pd.DataFrame, configured: str | None) -> str | None:
     if configured:
         return configured
     names = set(df["block_name"].astype(str)) if "block_name" in df else set()
-    return "none" if "none" in names | {_label_base(str(b)) for b in df["block"].unique()} else None
+    return "none" if "none" in names | {label_base(str(b)) for b in df["block"].unique()} else None
 
 
 def _is_baseline(info: pd.DataFrame, baseline: str) -> pd.Series:
     """Per block: is it (a sweep point of) the baseline, by block name or display label."""
     labels = info.index.to_series().astype(str)
-    hit = labels.map(_label_base).eq(baseline) | labels.eq(baseline)
+    hit = labels.map(label_base).eq(baseline) | labels.eq(baseline)
     return hit | info["block_name"].astype(str).eq(baseline) if "block_name" in info else hit
 
 
@@ -115,7 +115,7 @@ def pair_with_baseline(info: pd.DataFrame, baseline: str) -> dict[str, str]:
     is_base = _is_baseline(info, baseline)
     variant = info["variant"].fillna("").astype(str) if "variant" in info else pd.Series("", index=info.index)
     by_variant: dict[str, str] = {}
-    for label in sorted(info.index[is_base.to_numpy()], key=lambda b: _label_base(str(b)) != baseline):
+    for label in sorted(info.index[is_base.to_numpy()], key=lambda b: label_base(str(b)) != baseline):
         by_variant.setdefault(variant[label], str(label))
     only = next(iter(by_variant.values())) if len(by_variant) == 1 else None
     fallback = by_variant.get("", only)
