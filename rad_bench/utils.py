@@ -342,7 +342,7 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if load > cores:
+    if load > cores and torch.get_num_threads() > 1:
         print(
             f"rad-bench: this machine is busy (load {load:.1f} on {cores} cores) and torch uses "
             f"{torch.get_num_threads()} thread(s); if other jobs share it, try --threads 1 (or OMP_NUM_THREADS=1)",
