@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from rad_bench import report
 from rad_bench.cli import app
+from rad_bench.report.samples import KEY_H
 from rad_bench.tags import TAGS, tag_frames
 
 CONTEXT, HORIZON, CLIPS, SIZE = 4, 8, 3, 8
@@ -338,8 +339,10 @@ def test_npz_tags_drive_the_strip_and_gif(new_run):
     """The fixture's sample files tag every frame ``revisit``; recomputing from places would not."""
     places = np.load(new_run / "samples" / "none-s0.npz")["places"][0].tolist()
     assert tag_frames(places, CONTEXT, 5)[0] == "in_window"  # what the old computation would draw
-    strip = np.array(Image.open(new_run / "figures" / "samples.png").convert("RGB")).reshape(-1, 3)
+    image = np.array(Image.open(new_run / "figures" / "samples.png").convert("RGB"))
+    strip, key = image[: -2 * KEY_H].reshape(-1, 3), image[-2 * KEY_H :].reshape(-1, 3)  # (2x upscaled)
     colours = {tag: (strip == report.TAG_COLORS[tag]).all(axis=1).sum() for tag in TAGS}
+    assert all((key == report.TAG_COLORS[tag]).all(axis=1).sum() >= 4 * 64 for tag in TAGS)  # the colour key
     ring = 4 * ((SIZE + 4) ** 2 - SIZE**2)  # pixels of one tile's border in the 2x upscaled strip
     assert colours["revisit"] == HORIZON * ring and colours["in_window"] == 0
     assert colours["novel"] < ring  # (grey text antialiasing only, not a border)

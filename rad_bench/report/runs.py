@@ -211,19 +211,15 @@ def _run_meta(run: RunReport) -> str:
 
 
 def _curve_items(run: RunReport) -> list[Item]:
-    items: list[Item] = []
-    for m in run.metrics:
-        key = f"{m}_vs_frame_by_tag" if f"{m}_vs_frame_by_tag" in run.figures else f"{m}_vs_frame"
-        if key in run.figures:
-            what = "one panel per tag" if key.endswith("by_tag") else "FVD buckets"
-            items.append(
-                Figure(
-                    run.figures[key],
-                    f"{m} vs frames since rollout start ({what}); vertical line = attention reach; "
-                    f"band = ± stderr over {unit_of(run.df)}s.",
-                )
-            )
-    return items
+    """Per metric: the overall curve (all frames; FVD per bucket), then one panel per tag."""
+    band = f"band = ± stderr over {unit_of(run.df)}s"
+    what = {"_vs_frame": "all frames (FVD: per bucket)", "_vs_frame_by_tag": "one panel per tag"}
+    return [
+        Figure(run.figures[f"{m}{k}"], f"{m} vs frames since rollout start, {w}; vertical line = attention reach; {band}.")
+        for m in run.metrics
+        for k, w in what.items()
+        if f"{m}{k}" in run.figures
+    ]
 
 
 def _gap_items(run: RunReport) -> list[Item]:

@@ -42,6 +42,20 @@ def _sample_tags(ref: np.lib.npyio.NpzFile, clip: int, context: int, reach: int)
     return tag_frames(ref["places"][clip].tolist(), context, reach)
 
 
+KEY_H = 14  # px under the strip for the colour key
+
+
+def _draw_key(draw: ImageDraw.ImageDraw, y: int) -> None:
+    """The tag colours of the ground-truth borders, with their names, on one line at ``y``."""
+    x = 2
+    draw.text((x, y), "border = tag:", fill="black")
+    x += 80
+    for tag, color in TAG_COLORS.items():
+        draw.rectangle([x, y + 1, x + 9, y + 10], fill=color)
+        draw.text((x + 12, y), tag, fill="black")
+        x += 18 + 6 * len(tag)
+
+
 def sample_strip(
     run_dir: Path, out: Path, reach: int, clip: int = 0, max_frames: int = 16, blocks: set[str] | None = None
 ) -> Path | None:
@@ -60,7 +74,8 @@ def sample_strip(
         (b, np.load(f)["generated"][clip][idx]) for b, f in first_seed.items()
     ]
     pad, label_w = 2, max(90, 6 * max(len(name) for name, _ in rows) + 8)  # the default font is ~6 px a character
-    img = Image.new("RGB", (label_w + len(idx) * (s + 2 * pad), len(rows) * (s + 2 * pad) + 14), "white")
+    width = max(label_w + len(idx) * (s + 2 * pad), 260)  # the key needs ~250 px
+    img = Image.new("RGB", (width, len(rows) * (s + 2 * pad) + 14 + KEY_H), "white")
     draw = ImageDraw.Draw(img)
     for r, (name, frames) in enumerate(rows):
         y = 14 + r * (s + 2 * pad)
@@ -71,6 +86,7 @@ def sample_strip(
                 draw.rectangle([x, y, x + s + 2 * pad - 1, y + s + 2 * pad - 1], fill=TAG_COLORS[tags[fi]])
                 draw.text((x + 1, 1), str(fi), fill="black")
             img.paste(_image(frame), (x + pad, y + pad))
+    _draw_key(draw, img.height - KEY_H + 2)
     img = img.resize((img.width * 2, img.height * 2), Image.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
