@@ -110,8 +110,8 @@ def test_run_report_is_self_contained(run_dir):
     page = (run_dir / "report.html").read_text()
     _assert_self_contained(page)
     assert (
-        page.count("data:image/png;base64,") == 3 and page.count("data:image/gif;base64,") == 1
-    )  # curves, bars, strip
+        page.count("data:image/png;base64,") == 4 and page.count("data:image/gif;base64,") == 1
+    )  # overall curve, curves by tag, bars, strip
     assert "rollout frames/s" in page and "state, final frame" in page and "4.00 KiB" in page
     assert "peak memory" not in page and "state size vs rollout frame" not in page  # optional inputs absent
     md = (run_dir / "report.md").read_text()

@@ -212,10 +212,10 @@ def _run_meta(run: RunReport) -> str:
 
 def _curve_items(run: RunReport) -> list[Item]:
     """Per metric: the overall curve (all frames; FVD per bucket), then one panel per tag."""
-    band = f"band = ± stderr over {unit_of(run.df)}s"
+    band = f"vertical line = attention reach; band = ± stderr over {unit_of(run.df)}s"
     what = {"_vs_frame": "all frames (FVD: per bucket)", "_vs_frame_by_tag": "one panel per tag"}
     return [
-        Figure(run.figures[f"{m}{k}"], f"{m} vs frames since rollout start, {w}; vertical line = attention reach; {band}.")
+        Figure(run.figures[f"{m}{k}"], f"{m} vs frames since rollout start, {w}; {band}.")
         for m in run.metrics
         for k, w in what.items()
         if f"{m}{k}" in run.figures
