@@ -319,7 +319,7 @@ def test_gap_figure_is_drawn_and_embedded(new_run):
     page = (new_run / "report.html").read_text()
     _assert_self_contained(page)
     assert page.index("Leaderboard") < page.index("Retrieval vs gap") < page.index("Metric vs horizon")
-    assert page.count("data:image/png;base64,") == 4  # gap, curves, bars, strip
+    assert page.count("data:image/png;base64,") == 5  # gap, overall curve, curves by tag, bars, strip
     assert "figures/psnr_vs_gap.png" in (new_run / "report.md").read_text()
 
 
