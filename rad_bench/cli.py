@@ -36,7 +36,7 @@ def run(
     *,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. train.steps=200")] = None,
     limit_steps: Annotated[
-        int | None, typer.Option(help="cap training steps for a quick check (results marked non-comparable)")
+        int | None, typer.Option(min=1, help="cap training steps for a quick check (results marked non-comparable)")
     ] = None,
     resume: Annotated[bool, typer.Option(help="continue the latest run of this exact suite")] = False,
     run_dir: Annotated[Path | None, typer.Option(help="write into (or resume) this run folder")] = None,
@@ -54,7 +54,9 @@ def run(
     from rad_bench.utils import close_distributed, is_main, set_threads
 
     set_threads(threads)
-
+    if _is_mqar(suite):
+        _run_mqar(suite, set_ or [], results)
+        return
     try:
         s = load_suite(suite, set_ or [])
     except SuiteError as e:  # names the file itself
@@ -79,6 +81,36 @@ def run(
         typer.echo(rep.terminal(rep.load_run(out), wide=wide))
         typer.echo(f"results: {out}")
     close_distributed()
+
+
+def _is_mqar(path: Path) -> bool:
+    """A token-level MQAR calibration suite (``kind: mqar``) rather than a video suite."""
+    from rad_bench.suitefile import SuiteError, read_with_includes
+
+    try:
+        return read_with_includes(path).get("kind") == "mqar"
+    except (SuiteError, AttributeError):
+        return False  # the video suite loader reports the problem with the file and the fix
+
+
+def _run_mqar(path: Path, overrides: list[str], results: Path) -> None:
+    """Train the blocks as sequence mixers of a tiny token model on MQAR (rad_bench.mqar)."""
+    import time
+
+    from rad_bench.mqar.config import load_mqar
+    from rad_bench.mqar.run import run_mqar
+    from rad_bench.suitefile import SuiteError
+    from rad_bench.utils import git_sha
+
+    try:
+        cfg = load_mqar(path, overrides)
+    except SuiteError as e:
+        _fail(str(e))
+        return
+    out = results / cfg.name / f"{time.strftime('%Y%m%d-%H%M%S')}-{git_sha(short=True)}"
+    run_mqar(cfg, out)
+    typer.echo((out / "mqar.md").read_text())
+    typer.echo(f"results: {out}")
 
 
 @app.command()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,9 +54,23 @@ class ModelCfg(_Strict):
         return v
 
 
+# Suite names, block labels and sweep values become folder and file names (results/<name>/...,
+# cells/<label>[<sweep>]-s<seed>/): a safe character set keeps every written path inside its run folder.
+SAFE_HINT = "letters, digits and _ . + - (no '/', no '..', at most 64 characters)"
+
+
+def safe_name(v: Any) -> Any:
+    """``v`` if it is usable as one path component, else a ValueError that says what is allowed."""
+    if isinstance(v, str) and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", v) or ".." in v):
+        raise ValueError(f"{v!r} becomes a folder name; use {SAFE_HINT}")
+    return v
+
+
 class BlockSpec(_Strict):
     name: str
     label: str | None = Field(None, description="leaderboard name; defaults to the block name")
+
+    _safe = field_validator("name", "label")(safe_name)
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -121,7 +136,7 @@ ALL_BLOCKS = "all"  # `blocks: all`: every registered block
 
 
 class Suite(_Strict):
-    name: str
+    name: str = Field(description=f"results folder name: {SAFE_HINT}")
     version: int = Field(1, ge=1)
     description: str = ""
     model: ModelCfg = Field(default_factory=ModelCfg)
@@ -140,6 +155,8 @@ class Suite(_Strict):
         description="ablation axes: dotted key -> values (model.*, train.*, diffusion.*, data.*); every block "
         "runs at every combination, e.g. {train.mode: [chunk, frame]} or {data.slots: [2, 4, 8]}",
     )
+
+    _safe = field_validator("name")(safe_name)
 
     @field_validator("blocks", mode="before")
     @classmethod
@@ -164,6 +181,18 @@ class Suite(_Strict):
             raise ValueError("blocks: list at least one block")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: duplicates in {self.seeds}")
+        if bad := [s for s in self.seeds if not 0 <= s < 2**31]:
+            raise ValueError(f"seeds: {bad} out of range; use seeds in [0, 2**31)")
+        if self.rollout.sampling_steps > self.diffusion.levels:
+            raise ValueError(
+                f"rollout.sampling_steps ({self.rollout.sampling_steps}) > diffusion.levels "
+                f"({self.diffusion.levels}): a sampler cannot take more steps than there are levels; lower it"
+            )
+        for key, values in self.sweep.items():
+            if isinstance(values, list) and len({repr(v) for v in values}) != len(values):
+                raise ValueError(f"sweep.{key}: duplicate values in {values}; each sweep point must differ")
+            if bad := [v for v in values if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,32}", str(v))]:
+                raise ValueError(f"sweep.{key}: values {bad} cannot name a cell folder; use {SAFE_HINT}")
         metric, group = split_column(self.leaderboard.sort_by)
         if metric not in self.metrics or group not in GROUPS:
             valid = [f"{m}_{g}" for m in self.metrics for g in ("revisit", "in_window", "novel", "all")]

@@ -44,7 +44,7 @@ from rad_bench.utils import (
 T = TypeVar("T")
 
 
-def _resolved_yaml(suite: Suite, limited: bool) -> str:
+def resolved_yaml(suite: Suite, limited: bool) -> str:
     d = resolved_dict(suite)
     d["limited"] = limited
     return yaml.safe_dump(d, sort_keys=False)
@@ -61,13 +61,20 @@ def latest_matching(root: Path, text: str) -> Path | None:
 
 def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: bool, results_root: Path) -> Path:
     """Pick (or create) the run folder; refuse to mix results of a different suite into it."""
-    text = _resolved_yaml(suite, limited)
+    text = resolved_yaml(suite, limited)
     suite_root = results_root / suite.name
     if run_dir is None and resume:
         run_dir = latest_matching(suite_root, text)
     if run_dir is None:
         run_dir = suite_root / f"{time.strftime('%Y%m%d-%H%M%S')}-{git_sha(short=True)}"
     existing = run_dir / "suite.resolved.yaml"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SuiteError(f"{run_dir}: is a file, not a folder; pass a folder for the run (--run-dir or --results)")
+    if run_dir.is_dir() and not existing.is_file() and any(run_dir.iterdir()):
+        raise SuiteError(
+            f"{run_dir}: is not empty and is not a run folder (no suite.resolved.yaml), so its files could be "
+            "overwritten; pass a new or empty folder to --run-dir"
+        )
     if existing.is_file() and existing.read_text() != text:
         raise SuiteError(
             f"{run_dir}: holds results of a different suite configuration (see {existing}); "

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # rad_bench reaches blocks/, rad_bench/data/* and rad_bench/metrics/specs/*.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation (torch-free)", ("rad_bench.utils", "rad_bench.tags", "rad_bench.registry", "rad_bench.suitefile",
-                                 "rad_bench.model.presets", "rad_bench.results")),
+                                 "rad_bench.model.presets", "rad_bench.results", "rad_bench.stats")),
     ("primitives", ("rad_bench.metrics", "rad_bench.data", "rad_bench.ops", "rad_bench.block", "rad_bench.model",
                     "rad_bench.reference")),
     ("suite validation", ("rad_bench.config",)),

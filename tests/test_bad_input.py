@@ -226,7 +226,7 @@ def test_synthetic_rollout_may_outrun_episode_len(tmp_path):
         (["rollout.clips=20", "data.eval_episodes=8"], [r"rollout\.clips \(20\) > data\.eval_episodes \(8\)"]),
         (["rollout.context=1"], [r"rollout\.context \(1\)", "retrieval", "data.task: reasoning"]),
         (["train.clip_len=200"], [r"train\.clip_len \(200\) > data\.episode_len \(128\)"]),
-        (["data.frame_size=30"], [r"data\.frame_size \(30\) is not a multiple of model\.patch \(8\)"]),
+        (["data.frame_size=30"], [r"data\.frame_size \(30\) is not a multiple of model\.patch \(4\)"]),
     ],
     ids=["clips_gt_eval", "retrieval_context", "clip_gt_episode", "frame_vs_patch"],
 )
@@ -423,3 +423,46 @@ def test_nan_loss_stops_with_the_step_and_a_hint(tmp_path):
         "grad_clip",
     )
     assert_no_results(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Paths and quiet nonsense (issue 14)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body, patterns",
+    [
+        ("name: ../../x\nblocks: [none]", [r"field 'name'", "becomes a folder name", r"no '/'"]),
+        ("name: /abs\nblocks: [none]", [r"field 'name'", "becomes a folder name"]),
+        ("name: ok\nblocks: [{name: none, label: a/b}]", [r"field 'blocks\[0\]\.label'", "folder name"]),
+        ("name: ok\nblocks: [{name: none, label: ..x}]", [r"field 'blocks\[0\]\.label'", "folder name"]),
+        ("name: ok\nblocks: [none]\nsweep: {model.window: [2, 2]}", ["sweep.model.window", "duplicate values"]),
+        ("name: ok\nblocks: [none]\nsweep: {model.preset: [../x]}", ["sweep.model.preset", "cannot name a cell"]),
+        ("name: ok\nblocks: [none]\nrollout: {sampling_steps: 5000}", ["sampling_steps", "> diffusion.levels"]),
+        ("name: ok\nblocks: [none]\nseeds: [-1]", [r"seeds: \[-1\] out of range"]),
+        ("name: ok\nblocks: [none]\nseeds: [4294967296]", ["out of range"]),
+    ],
+    ids=["name_dotdot", "name_abs", "label_slash", "label_dotdot", "sweep_dupes", "sweep_path", "steps", "seed_neg",
+         "seed_huge"],
+)  # fmt: skip
+def test_values_that_become_paths_or_nonsense_are_refused(tmp_path, body, patterns):
+    p = suite_file(tmp_path, "include: _tiny_base.yaml\n" + body + "\n")
+    assert_refused(run(tmp_path, p), re.escape(str(p)), *patterns)
+    assert_no_run_folder(tmp_path)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["_tiny_base.yaml", "s.yaml"]  # nothing written
+
+
+def test_negative_limit_steps_is_refused(tmp_path):
+    res = cli.invoke(app, ["run", str(FIXTURES / "tiny.yaml"), "--results", str(tmp_path), "--limit-steps", "-5"])
+    assert res.exit_code == 2 and "Traceback" not in res.output and "--limit-steps" in res.output, res.output
+    assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_run_dir_refuses_a_foreign_folder(tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "metrics.csv").write_text("precious\n")
+    res = cli.invoke(app, ["run", str(FIXTURES / "tiny.yaml"), "--run-dir", str(foreign), "--no-progress"])
+    assert_refused(res, "is not empty and is not a run folder", "--run-dir")
+    assert (foreign / "metrics.csv").read_text() == "precious\n" and len(list(foreign.iterdir())) == 1

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from rad_bench.config import load_suite
+from rad_bench.rundir import resolved_yaml
 from rad_bench.runner import run_suite
 from rad_bench.train import CheckpointError
 
@@ -143,6 +144,7 @@ def test_damaged_checkpoint_is_a_clear_error(suite_file, reference, tmp_path, da
     good = (reference / "checkpoints" / "none-s0.pt").read_bytes()  # a real torch.save file, cut short
     bad.write_bytes(good[: len(good) // 2] if damage == "truncated" else b"not a checkpoint")
     suite = load_suite(suite_file, ["train.steps=2"])
+    (run_dir / "suite.resolved.yaml").write_text(resolved_yaml(suite, limited=False))  # a run folder
     with pytest.raises(CheckpointError, match=rf"{re.escape(str(bad))}: .* delete it to restart cell none-s0"):
         run_suite(suite, run_dir=run_dir, progress=False, argv=["test"])
     if damage == "truncated":

@@ -14,23 +14,15 @@ import re
 
 import numpy as np
 import pandas as pd
-from scipy.special import stdtrit  # not scipy.stats: it probes for torch
 
 from rad_bench.metrics import get_metric
 from rad_bench.results import CARRY, GROUPS, TAGS, split_column
+from rad_bench.stats import ci95
 
 
 def _stderr(x: pd.Series) -> float:
     x = x.dropna()
     return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
-
-
-def _ci95(x: pd.Series) -> float:
-    """Half-width of the 95% t-interval of the mean: t_{0.975, n-1} * sd / sqrt(n)."""
-    x = x.dropna()
-    if len(x) < 2:
-        return float("nan")
-    return float(stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / np.sqrt(len(x)))
 
 
 def flag(s: pd.Series) -> pd.Series:
@@ -58,7 +50,7 @@ def _per_unit_stats(df: pd.DataFrame, unit: str) -> pd.DataFrame:
     for group in GROUPS:
         sub = df if group == "all" else df[df["tag"] == group]
         per_unit = sub.groupby(["block", "metric", unit])["value"].mean()
-        agg = per_unit.groupby(["block", "metric"]).agg(["mean", _stderr, _ci95])
+        agg = per_unit.groupby(["block", "metric"]).agg(["mean", _stderr, ci95])
         agg.columns = ["mean", "stderr", "ci95"]
         parts.append(agg.reset_index().assign(group=group))
     long = pd.concat(parts)
