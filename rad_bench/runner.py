@@ -56,6 +56,7 @@ from rad_bench.utils import (
     is_main,
     peak_kind,
     peak_memory,
+    phase,
     resolve_device,
     seed_everything,
     world_size,
@@ -193,8 +194,11 @@ def _score(
     """Rows of every metric for ``generated`` (per frame, tagged from the context; and per set)."""
     r = c.suite.rollout
     tags = frame_tags(ev.places, r.context, reach_of(cfg))
-    rows = score_frames(generated, ev.frames[:, r.context :], tags, metrics=c.suite.metrics, data=c.suite.data)
-    rows += score_sets(generated, ev.frames, metrics=c.suite.metrics, bucket=r.fvd_bucket, batches=r.fvd_batches)
+    rows: list[dict[str, Any]] = []
+    for m in c.suite.metrics:  # one line per metric: LPIPS and I3D take minutes on a busy CPU
+        with phase(c.name, f"score {m}"):
+            rows += score_frames(generated, ev.frames[:, r.context :], tags, metrics=[m], data=c.suite.data)
+            rows += score_sets(generated, ev.frames, metrics=[m], bucket=r.fvd_bucket, batches=r.fvd_batches)
     return rows, tags
 
 
@@ -233,13 +237,14 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
     model = make_model(suite, c.spec, data, ctx.device)
     impl = model.layers[0].memory.impl  # resolved before training: a forced, missing kernel fails now
     diffusion = Diffusion(suite.diffusion.levels, suite.diffusion.prediction)
-    tstats = train(model, diffusion, data, suite.train, seed=c.seed, device=ctx.device, desc=f"train {cell}",
-                   progress=ctx.progress, checkpoint=train_checkpoint(ctx.run_dir, cell), cell=cell)  # fmt: skip
+    with phase(cell, f"train {suite.train.steps} steps"):
+        tstats = train(model, diffusion, data, suite.train, seed=c.seed, device=ctx.device, desc=f"train {cell}",
+                       progress=ctx.progress, checkpoint=train_checkpoint(ctx.run_dir, cell), cell=cell)  # fmt: skip
     if not is_main():
         return  # rank 0 alone rolls out, scores and writes; the others wait at the cell's barrier
     _save_checkpoint(ctx, c, model)
     ev = eval_set_of(ctx, c, data)
-    with peak_memory(ctx.device) as peak:
+    with phase(cell, f"roll out {suite.rollout.clips} clips"), peak_memory(ctx.device) as peak:
         generated, rstats = _roll_out(ctx, ev, model, diffusion, cell)
     common = _common(ctx, c, model.cfg, impl, (block_params(model), count_params(model)))
     rows = _write_scored(ctx, ev, c, generated, model.cfg, common)

@@ -348,3 +348,16 @@ def set_threads(threads: int | None) -> None:
             f"{torch.get_num_threads()} thread(s); if other jobs share it, try --threads 1 (or OMP_NUM_THREADS=1)",
             file=sys.stderr,
         )
+
+
+@contextlib.contextmanager
+def phase(cell: str, what: str) -> Iterator[None]:
+    """One line on stderr when a phase of a cell ends, with its wall time (``rad-bench: none-s0:
+    train done in 41.2 s``): long phases without a bar (scoring with I3D, LPIPS) never look hung."""
+    import sys
+    import time
+
+    start = time.perf_counter()
+    print(f"rad-bench: {cell}: {what} ...", file=sys.stderr, flush=True)
+    yield
+    print(f"rad-bench: {cell}: {what} done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)

@@ -31,6 +31,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -219,21 +220,27 @@ class ShardStore:
         try:
             if workers <= 1:
                 results = (_make_and_write(*job) for job in jobs)
-                self._record(results, bar)
+                self._record(results, bar, desc, len(todo))
             else:
                 with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:
-                    self._record(pool.imap_unordered(_star_make_and_write, jobs), bar)
+                    self._record(pool.imap_unordered(_star_make_and_write, jobs), bar, desc, len(todo))
         finally:
             bar.close()
 
-    def _record(self, results: Any, bar: Any) -> None:
-        frames = 0
-        for i, entry in results:
+    def _record(self, results: Any, bar: Any, desc: str, total: int) -> None:
+        """Record each shard as it arrives, with the rate and ETA in frames: on a terminal in the bar,
+        elsewhere (a log, a notebook) as one line per shard, so a long generation never looks hung."""
+        frames, start = 0, time.perf_counter()
+        for done, (i, entry) in enumerate(results, 1):
             self.entries[self.name(i)] = entry
             self.write_manifest()  # after every shard: an interrupted run keeps what it made
             frames += entry["frames"]
+            rate = frames / max(time.perf_counter() - start, 1e-9)
+            eta = (total - done) * frames / done / rate
             bar.update(1)
-            bar.set_postfix(frames=frames, refresh=False)
+            bar.set_postfix_str(f"{frames} frames, {rate:.1f} frames/s", refresh=False)
+            if bar.disable:
+                tqdm.write(f"{desc}: shard {done}/{total}, {frames} frames, {rate:.1f} frames/s, ETA {eta:.0f} s")
 
 
 def _star_make_and_write(job: tuple[Any, ...]) -> tuple[int, dict[str, Any]]:
