@@ -9,6 +9,7 @@ mapping's hash is the cache key, so it must only change when the recordings do.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
@@ -36,9 +37,9 @@ class RecordedConfig(DataConfig):
             need, episode_len=self.episode_len, eval_episodes=self.eval_episodes, retrieval=self.task == "retrieval"
         )
 
+    @abstractmethod
     def generation(self) -> dict[str, Any]:
-        """What the content of a training episode depends on (the cache key)."""
-        raise NotImplementedError
+        """What the content of a training episode depends on (the cache key); each dataset says."""
 
 
 class RecordedEpisodes(EpisodeDataset):
