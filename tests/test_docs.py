@@ -1,0 +1,27 @@
+"""Numbers the README states that a test can recompute stay in step with the code.
+
+pytest tests/test_docs.py
+"""
+
+import re
+from pathlib import Path
+
+from rad_bench.build import make_dataset, model_config
+from rad_bench.config import load_suite
+from rad_bench.score import frame_tags
+from rad_bench.tags import Reach
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_smoke_tag_counts_match_the_suite():
+    """The smoke section's in_window / revisit / novel counts are what the suite's episodes give."""
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"(\d+) generated frames per clip set are\s+`in_window`, (\d+) `revisit`, (\d+) `novel`", text)
+    assert m, "README: the smoke section no longer states its tag counts"
+    suite = load_suite(ROOT / "suites" / "smoke.yaml")
+    data, r = make_dataset(suite, 0), suite.rollout
+    ev = data.eval_set(r.clips, r.context, r.horizon)
+    cfg = model_config(suite, data)
+    tags = [t for clip in frame_tags(ev.places, r.context, Reach(cfg.reach)) for t, _ in clip]
+    assert tuple(map(int, m.groups())) == tuple(tags.count(t) for t in ("in_window", "revisit", "novel"))
