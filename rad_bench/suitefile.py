@@ -53,6 +53,23 @@ def _yaml_error(where: str, e: yaml.YAMLError) -> SuiteError:
     return SuiteError(f"{where}: malformed YAML{at}: {problem}; {fix}")
 
 
+MAX_NODES = 100_000  # a suite has hundreds; nested aliases can make a 500-byte file expand to 1e8
+
+
+def _expanded_size(obj: Any, limit: int = MAX_NODES) -> int:
+    """Values in ``obj`` with aliases counted at every place they are used (what a dump or a copy
+    would build), counting stops just past ``limit`` so an alias bomb is measured in microseconds."""
+    count, stack = 0, [obj]
+    while stack and count <= limit:
+        x = stack.pop()
+        count += 1
+        if isinstance(x, dict):
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return count
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SuiteError(f"{path}: no such suite file (rad-bench ls suites lists the suites in ./suites)")
@@ -62,6 +79,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise _yaml_error(str(path), e) from None
     if raw is None:
         raise SuiteError(f"{path}: empty file; a suite needs at least 'name:' and 'blocks:' (see suites/smoke.yaml)")
+    if _expanded_size(raw) > MAX_NODES:
+        raise SuiteError(
+            f"{path}: expands to more than {MAX_NODES:,} values once its YAML aliases (*name) are followed; "
+            "a suite is a few hundred values: write the values out instead of nesting aliases"
+        )
     if not isinstance(raw, dict):
         raise SuiteError(
             f"{path}: the top level is a {type(raw).__name__}; a suite is a mapping of keys "

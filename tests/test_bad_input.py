@@ -466,3 +466,13 @@ def test_run_dir_refuses_a_foreign_folder(tmp_path):
     res = cli.invoke(app, ["run", str(FIXTURES / "tiny.yaml"), "--run-dir", str(foreign), "--no-progress"])
     assert_refused(res, "is not empty and is not a run folder", "--run-dir")
     assert (foreign / "metrics.csv").read_text() == "precious\n" and len(list(foreign.iterdir())) == 1
+
+
+def test_yaml_alias_bomb_is_refused_before_any_work(tmp_path):
+    layers = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    layers += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 9)]
+    body = "name: bomb\nblocks: [{name: none}]\nbomb:\n" + "\n".join("  " + line for line in layers) + "\n"
+    assert len(body) < 600  # 6**8 * 10 = 17 million values once expanded
+    p = suite_file(tmp_path, "include: _tiny_base.yaml\n" + body)
+    assert_refused(run(tmp_path, p), re.escape(str(p)), "expands to more than 100,000 values", "aliases")
+    assert_no_run_folder(tmp_path)
