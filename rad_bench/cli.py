@@ -125,11 +125,16 @@ def validate(
     from rad_bench.config import SuiteError, load_suite, resolved_dict
 
     try:
-        s = load_suite(suite, set_ or [])
+        if _is_mqar(suite):
+            from rad_bench.mqar.config import load_mqar
+
+            resolved = load_mqar(suite, set_ or []).model_dump(mode="json")
+        else:
+            resolved = resolved_dict(load_suite(suite, set_ or []))
     except SuiteError as e:
         _fail(str(e))
         return
-    typer.echo(yaml.safe_dump(resolved_dict(s), sort_keys=False))
+    typer.echo(yaml.safe_dump(resolved, sort_keys=False))
     typer.secho(f"{suite}: ok", fg=typer.colors.GREEN, err=True)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -394,6 +395,30 @@ def _check_sizes(suite: Suite, data: Any, where: str) -> None:
         raise SuiteError(
             f"{where}: model.dim ({dim}) / model.heads ({heads}) must be a whole multiple of 4 "
             "(2-D RoPE splits each head in 4); change model.dim or model.heads"
+        )
+    if frame is not None:
+        check_memory(suite, int(frame), where, activations=suite.device == "cpu")
+
+
+def check_memory(suite: Suite, frame: int, where: str, activations: bool) -> None:
+    """Refuse, before anything is allocated, a suite whose training batch or evaluation set cannot
+    fit this machine's memory. A lower bound: float32 frames and, with ``activations`` (the model
+    trains in host memory, i.e. on CPU), ~16 activations of width ``dim`` per token and layer kept
+    for the backward pass (attention, memory block, MLP, norms)."""
+    m, t, r = suite.model, suite.train, suite.rollout
+    p = PRESETS[m.preset]
+    depth, dim, tokens = int(m.depth or p["depth"]), int(m.dim or p["dim"]), (frame // m.patch) ** 2
+    per_frame = 3 * frame**2 + (16 * depth * tokens * dim if activations else 0)
+    need = {
+        "train.batch_size x train.clip_len": 4 * t.batch_size * t.clip_len * per_frame,
+        "rollout.clips x (context + horizon)": 4 * r.clips * (r.context + r.horizon) * 3 * frame**2,
+    }
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    field, most = max(need.items(), key=lambda kv: kv[1])
+    if have and most > have:
+        raise SuiteError(
+            f"{where}: needs at least {most / 2**30:.0f} GiB for {field} at data.frame_size {frame} and this "
+            f"machine has {have / 2**30:.0f} GiB; lower data.frame_size, {field.split(' x ')[0]} or the model size"
         )
 
 

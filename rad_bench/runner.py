@@ -27,7 +27,16 @@ import torch
 
 from rad_bench import report
 from rad_bench.build import make_dataset, make_model, model_config, reach_of
-from rad_bench.config import BlockSpec, Suite, SuiteError, data_variants, resolved_dict, variants
+from rad_bench.config import (
+    BlockSpec,
+    Suite,
+    SuiteError,
+    check_memory,
+    data_config,
+    data_variants,
+    resolved_dict,
+    variants,
+)
 from rad_bench.data import Dataset, EvalSet
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import DiTConfig, VideoDiT, block_params, count_params
@@ -318,6 +327,9 @@ def run_suite(
     """Run every block x seed cell of ``suite`` not already done; return the run folder."""
     suite, limited = _limited(suite, limit_steps)
     device = init_distributed(resolve_device(suite.device))  # cuda:LOCAL_RANK under torchrun
+    frame = data_config(suite).__dict__.get("frame_size")
+    if device == "cpu" and isinstance(frame, int):  # training activations then live in host memory too
+        check_memory(suite, frame, "suite", activations=True)
     if suite.train.batch_size % world_size():
         raise SuiteError(f"train.batch_size ({suite.train.batch_size}) must be a multiple of the {world_size()} "
                          "torchrun processes: each draws the global batch and trains on its slice")  # fmt: skip

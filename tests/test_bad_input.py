@@ -476,3 +476,10 @@ def test_yaml_alias_bomb_is_refused_before_any_work(tmp_path):
     p = suite_file(tmp_path, "include: _tiny_base.yaml\n" + body)
     assert_refused(run(tmp_path, p), re.escape(str(p)), "expands to more than 100,000 values", "aliases")
     assert_no_run_folder(tmp_path)
+
+
+def test_a_suite_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_path):
+    body = "name: huge\nblocks: [none]\ndata: {name: synthetic, frame_size: 100000}\n"
+    p = suite_file(tmp_path, "include: _tiny_base.yaml\n" + body)
+    assert_refused(run(tmp_path, p), re.escape(str(p)), r"needs at least \d+ GiB", "lower data.frame_size")
+    assert_no_run_folder(tmp_path)
