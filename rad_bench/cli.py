@@ -25,6 +25,17 @@ app = typer.Typer(
 )
 
 
+def _expected_errors() -> tuple[type[Exception], ...]:
+    """Failures of input or environment that end a run with a message and exit code 2, not a traceback."""
+    from rad_bench.config import SuiteError
+    from rad_bench.data import DataError
+    from rad_bench.ops import KernelUnavailableError
+    from rad_bench.train import CheckpointError, TrainingDiverged
+    from rad_bench.utils import DeviceUnavailableError
+
+    return SuiteError, DataError, KernelUnavailableError, TrainingDiverged, CheckpointError, DeviceUnavailableError
+
+
 def _fail(msg: str) -> None:
     typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
@@ -47,10 +58,7 @@ def run(
 ) -> None:
     """Train, roll out and score every block x seed of a suite, then write the leaderboard."""
     from rad_bench.config import SuiteError, load_suite
-    from rad_bench.data import DataError
-    from rad_bench.ops import KernelUnavailableError
     from rad_bench.runner import run_suite
-    from rad_bench.train import CheckpointError, TrainingDiverged
     from rad_bench.utils import close_distributed, is_main, set_threads
 
     set_threads(threads)
@@ -72,8 +80,15 @@ def run(
             progress=progress,
             argv=sys.argv,
         )
-    except (SuiteError, DataError, KernelUnavailableError, TrainingDiverged, CheckpointError) as e:
+    except _expected_errors() as e:  # bad input or state: the file, the field and the fix, exit 2
         _fail(f"{suite}: {e}")
+        return
+    except OSError as e:  # disk full, read-only or missing folders, permissions: the file and the fix
+        where = f"{e.filename}: " if e.filename else ""
+        _fail(f"{suite}: {where}{e.strerror or e}; check that the results folder is writable and the disk has room")
+        return
+    except KeyboardInterrupt:
+        _fail(f"{suite}: interrupted; finished cells are kept, run the same command with --resume to continue")
         return
     if is_main():  # under torchrun one process reports
         from rad_bench import report as rep

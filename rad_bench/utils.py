@@ -23,13 +23,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class DeviceUnavailableError(RuntimeError):
+    """The suite asks for a device this machine does not have."""
+
+
 def resolve_device(name: str) -> str:
     import torch
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{name}' requested but CUDA is not available; use device: auto or cpu")
+        raise DeviceUnavailableError(
+            f"field 'device': '{name}' requested but CUDA is not available here; set device: auto or cpu"
+        )
     return name
 
 

@@ -483,3 +483,15 @@ def test_a_suite_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_path
     p = suite_file(tmp_path, "include: _tiny_base.yaml\n" + body)
     assert_refused(run(tmp_path, p), re.escape(str(p)), r"needs at least \d+ GiB", "lower data.frame_size")
     assert_no_run_folder(tmp_path)
+
+
+def test_cuda_device_without_cuda_is_a_clear_error(tmp_path):
+    p = suite_file(tmp_path, HEAD + "blocks: [none]\ndevice: cuda\n")
+    assert_refused(run(tmp_path, p), re.escape(str(p)), "field 'device'", "CUDA is not available", "device: auto")
+
+
+def test_results_path_that_is_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "results").write_text("not a folder\n")
+    res = run(tmp_path, FIXTURES / "tiny.yaml")
+    assert_refused(res, "results", "writable")
+    assert (tmp_path / "results").read_text() == "not a folder\n"
