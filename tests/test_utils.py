@@ -40,3 +40,14 @@ def test_import_quietly_drops_only_the_gym_notice(monkeypatch, capsys):
     assert utils.import_quietly("gym").name == "gym"
     err = capsys.readouterr().err
     assert "unmaintained" not in err and "a warning the user can act on" in err
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        utils.atomic_write_text(tmp_path / "a.csv", "x\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.csv").stat().st_mode & 0o777 == 0o644 and (tmp_path / "a.csv").read_text() == "x\n"
