@@ -74,9 +74,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SuiteError(f"{path}: no such suite file (rad-bench ls suites lists the suites in ./suites)")
     try:
-        raw = yaml.load(path.read_text(), Loader=_SuiteLoader)
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_SuiteLoader)
     except yaml.YAMLError as e:
         raise _yaml_error(str(path), e) from None
+    except UnicodeDecodeError as e:
+        raise SuiteError(f"{path}: not UTF-8 text (byte {e.start}); save the suite as UTF-8") from None
     if raw is None:
         raise SuiteError(f"{path}: empty file; a suite needs at least 'name:' and 'blocks:' (see suites/smoke.yaml)")
     if _expanded_size(raw) > MAX_NODES:

@@ -495,3 +495,9 @@ def test_results_path_that_is_a_file_is_a_clear_error(tmp_path):
     res = run(tmp_path, FIXTURES / "tiny.yaml")
     assert_refused(res, "results", "writable")
     assert (tmp_path / "results").read_text() == "not a folder\n"
+
+
+def test_a_suite_that_is_not_utf8_is_a_clear_error(tmp_path):
+    p = tmp_path / "latin1.yaml"
+    p.write_bytes("name: caf\xe9\nblocks: [none]\n".encode("latin-1"))
+    assert_refused(run(tmp_path, p), re.escape(str(p)), "not UTF-8", "save the suite as UTF-8")
