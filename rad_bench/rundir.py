@@ -59,6 +59,13 @@ def latest_matching(root: Path, text: str) -> Path | None:
     return None
 
 
+def _foreign_entries(run_dir: Path) -> list[Path]:
+    """What a folder without suite.resolved.yaml holds besides the temp files of an atomic write: a
+    second process starting on the same new run folder may see the first one's half-written
+    ``.suite.resolved.yaml.*.tmp``, which does not make the folder foreign."""
+    return [p for p in run_dir.iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp"))]
+
+
 def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: bool, results_root: Path) -> Path:
     """Pick (or create) the run folder; refuse to mix results of a different suite into it."""
     text = resolved_yaml(suite, limited)
@@ -70,7 +77,7 @@ def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: b
     existing = run_dir / "suite.resolved.yaml"
     if run_dir.exists() and not run_dir.is_dir():
         raise SuiteError(f"{run_dir}: is a file, not a folder; pass a folder for the run (--run-dir or --results)")
-    if run_dir.is_dir() and not existing.is_file() and any(run_dir.iterdir()):
+    if run_dir.is_dir() and not existing.is_file() and _foreign_entries(run_dir):
         raise SuiteError(
             f"{run_dir}: is not empty and is not a run folder (no suite.resolved.yaml), so its files could be "
             "overwritten; pass a new or empty folder to --run-dir"

@@ -501,3 +501,15 @@ def test_a_suite_that_is_not_utf8_is_a_clear_error(tmp_path):
     p = tmp_path / "latin1.yaml"
     p.write_bytes("name: caf\xe9\nblocks: [none]\n".encode("latin-1"))
     assert_refused(run(tmp_path, p), re.escape(str(p)), "not UTF-8", "save the suite as UTF-8")
+
+
+def test_run_dir_being_created_by_another_process_is_not_foreign(tmp_path):
+    """A second process may see the first one's temp file before suite.resolved.yaml lands."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".suite.resolved.yaml.abc123.tmp").write_text("half")
+    from rad_bench.rundir import prepare_run_dir
+
+    suite = load_suite(FIXTURES / "tiny.yaml")
+    assert prepare_run_dir(suite, run_dir, False, False, tmp_path) == run_dir
+    assert (run_dir / "suite.resolved.yaml").is_file()
