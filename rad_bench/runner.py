@@ -327,7 +327,7 @@ def run_suite(
     """Run every block x seed cell of ``suite`` not already done; return the run folder."""
     suite, limited = _limited(suite, limit_steps)
     device = init_distributed(resolve_device(suite.device))  # cuda:LOCAL_RANK under torchrun
-    frame = data_config(suite).__dict__.get("frame_size")
+    frame = getattr(data_config(suite), "frame_size", None)  # None: read from the files
     if device == "cpu" and isinstance(frame, int):  # training activations then live in host memory too
         check_memory(suite, frame, "suite", activations=True)
     if suite.train.batch_size % world_size():
