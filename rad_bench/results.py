@@ -110,5 +110,10 @@ def write_table(path: Path, table: _Table) -> None:
 
 
 def concat_csv(files: Sequence[Path]) -> str:
-    """The CSV files one after the other, under the first one's header."""
-    return "".join(f.read_text() if i == 0 else f.read_text().split("\n", 1)[1] for i, f in enumerate(files))
+    """The CSV files one after the other under one header; files whose headers differ (a column only
+    some cells have) are joined by column name, the missing values left empty."""
+    texts = [f.read_text() for f in files]
+    heads = [t.split("\n", 1)[0] for t in texts]
+    if len(set(heads)) <= 1:
+        return "".join(t if i == 0 else t.split("\n", 1)[1] for i, t in enumerate(texts))
+    return csv_text([row for t in texts for row in csv.DictReader(io.StringIO(t))])

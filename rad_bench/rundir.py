@@ -4,16 +4,19 @@ files that mark a cell done or resumable.
 Layout of a run folder ``results/<suite>/<YYYYmmdd-HHMMSS>-<sha7>/``::
 
     suite.resolved.yaml  argv.txt  env.json
-    cells/<block>-s<seed>/metrics.csv, stats.json, train_log.csv   (written when the cell is done)
+    cells/<block>-s<seed>/metrics.csv, stats.json, train_log.csv, done.json (its completion record)
     checkpoints/<block>-s<seed>.pt                                 (git-ignored)
     checkpoints/<block>-s<seed>.train.pt   (resumable training state; deleted once the cell is done)
     locks/<block>-s<seed>.lock             (held while a process computes the cell)
     samples/<block>-s<seed>.npz                                    (frames for strips)
     metrics.csv  efficiency.csv  leaderboard.csv  leaderboard.md  figures/
+    damaged/<cell>-<time>/                 (a damaged cell's files, set aside before it runs again)
 
-A cell is done once its ``cells/<cell>/metrics.csv`` exists (written last). A folder holds one suite
-configuration: ``suite.resolved.yaml`` must match to write into it. Every file is written atomically
-(temp file + rename); a process killed mid-write leaves only temp files, removed under the cell's lock.
+A cell is done once its completion record ``cells/<cell>/done.json`` (written last: the row count
+and a checksum of each of the cell's files) verifies (:mod:`rad_bench.completion`); a damaged cell
+is set aside under ``damaged/`` and computed again. A folder holds one suite configuration:
+``suite.resolved.yaml`` must match to write into it. Every file is written atomically (temp file +
+rename); a process killed mid-write leaves only temp files, removed under the cell's lock.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from typing import Any, TypeVar
 import yaml
 from filelock import FileLock, Timeout
 
+from rad_bench.completion import check_cell, set_aside, write_record
 from rad_bench.config import Suite, SuiteError, resolved_dict
-from rad_bench.results import METRICS_CSV
 from rad_bench.utils import (
     atomic_write_text,
     barrier,
@@ -74,6 +77,8 @@ def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: b
         run_dir = latest_matching(suite_root, text)
     if run_dir is None:
         run_dir = suite_root / f"{time.strftime('%Y%m%d-%H%M%S')}-{git_sha(short=True)}"
+        if not run_dir.resolve().is_relative_to(results_root.resolve()):
+            raise SuiteError(f"name: '{suite.name}' puts the run folder outside {results_root}; use a plain name")
     existing = run_dir / "suite.resolved.yaml"
     if run_dir.exists() and not run_dir.is_dir():
         raise SuiteError(f"{run_dir}: is a file, not a folder; pass a folder for the run (--run-dir or --results)")
@@ -90,6 +95,22 @@ def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: b
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(existing, text)
     return run_dir
+
+
+def check_inside(run_dir: Path, cells: list[str]) -> None:
+    """Every path a cell writes (its folder, checkpoints, samples, lock) must resolve directly inside its
+    folder of the run: names are validated when the suite loads, and this is the last line against a
+    name or a symlink that would put a file elsewhere."""
+    root = run_dir.resolve()
+    for cell in cells:
+        for folder, name in (("cells", cell), ("checkpoints", f"{cell}.pt"), ("checkpoints", f"{cell}.train.pt"),
+                             ("samples", f"{cell}.npz"), ("locks", f"{cell}.lock")):  # fmt: skip
+            path = (run_dir / folder / name).resolve()
+            if path.parent != (root / folder).resolve() or not path.is_relative_to(root):
+                raise SuiteError(
+                    f"{run_dir / folder / name}: resolves to {path}, outside {root / folder}; rename cell "
+                    f"'{cell}' (block label or sweep value) or remove the symlink"
+                )
 
 
 def start_run_dir(
@@ -119,12 +140,22 @@ def on_main(fn: Callable[[], T]) -> T:
 
 
 def cell_done(run_dir: Path, cell: str) -> bool:
-    """Whether ``cell`` is finished: its metrics.csv, written last, exists."""
-    return (run_dir / "cells" / cell / METRICS_CSV).is_file()
+    """Whether ``cell`` is finished and its files match its completion record."""
+    return check_cell(run_dir, cell).state == "done"
+
+
+def _verdict(run_dir: Path, cell: str) -> str:
+    """``done`` or ``run``; a damaged cell's files are first moved to ``damaged/`` (under its lock)."""
+    check = check_cell(run_dir, cell)
+    if check.state == "damaged":
+        dest = set_aside(run_dir, cell)
+        print(f"rad-bench: cell {cell} is damaged ({check.why}); its files are kept in {dest} and the cell "
+              "runs again", file=sys.stderr)  # fmt: skip
+    return "done" if check.state == "done" else "run"
 
 
 def train_checkpoint(run_dir: Path, cell: str) -> Path:
-    """The resumable mid-training state of ``cell``; deleted once the cell's metrics.csv exists."""
+    """The resumable mid-training state of ``cell``; deleted once the cell's completion record exists."""
     return run_dir / "checkpoints" / f"{cell}.train.pt"
 
 
@@ -154,7 +185,7 @@ def claimed(run_dir: Path, cell: str, wait: bool) -> Iterator[str]:
     if is_main():
         try:
             lock.acquire(timeout=-1 if wait else 0)
-            status = "done" if cell_done(run_dir, cell) else "run"
+            status = _verdict(run_dir, cell)
         except Timeout:
             status = "busy"
     status = broadcast_object(status)
@@ -178,6 +209,7 @@ def run_locked(run_dir: Path, cell: str, job: Callable[[], None], *, wait: bool)
                 print(f"rad-bench: running cell {cell}", file=sys.stderr)
             job()
             if is_main():
-                train_checkpoint(run_dir, cell).unlink(missing_ok=True)  # metrics.csv now marks it done
+                write_record(run_dir, cell)  # the cell is done from here on
+                train_checkpoint(run_dir, cell).unlink(missing_ok=True)
             barrier()
     return True

@@ -21,15 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 # rad_bench reaches blocks/, rad_bench/data/* and rad_bench/metrics/specs/*.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation (torch-free)", ("rad_bench.utils", "rad_bench.tags", "rad_bench.registry", "rad_bench.suitefile",
-                                 "rad_bench.model.presets", "rad_bench.results", "rad_bench.stats")),
+                                 "rad_bench.model.presets", "rad_bench.results", "rad_bench.stats",
+                                 "rad_bench.completion")),
     ("primitives", ("rad_bench.metrics", "rad_bench.data", "rad_bench.ops", "rad_bench.block", "rad_bench.model",
-                    "rad_bench.reference")),
+                    "rad_bench.reference", "rad_bench.batches")),
     ("suite validation", ("rad_bench.config",)),
     ("blocks", ("blocks",)),
     ("phases", ("rad_bench.rollout", "rad_bench.modes", "rad_bench.train", "rad_bench.score", "rad_bench.build",
                 "rad_bench.mqar")),
     ("report (torch-free)", ("rad_bench.report",)),
-    ("runs", ("rad_bench.rundir", "rad_bench.runner")),
+    ("runs", ("rad_bench.rundir", "rad_bench.runner", "rad_bench.launch")),
     ("benchmark", ("rad_bench.bench",)),
     ("entry points", ("rad_bench.cli", "rad_bench.__main__", "rad_bench.bench.__main__", "rad_bench")),
 ]  # fmt: skip

@@ -506,3 +506,45 @@ def test_capacity_section_only_with_a_numeric_data_sweep(tmp_path):
         run = _capacity_run(tmp_path / sweep[1:5], sweep)
         report.write(run)
         assert "Capacity" not in (run / "report.md").read_text() and not list((run / "figures").glob("capacity_*"))
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Damaged inputs
+# --------------------------------------------------------------------------------------------
+
+DAMAGED_CSV = {
+    "empty": "",
+    "header only": "block,seed,clip,frame,tag,metric,value\n",
+    "no columns": "\n\n",
+    "a column missing": "block,seed,clip,frame,tag,metric\nnone,0,0,4,revisit,psnr\n",
+    "non-numeric value": "block,seed,clip,frame,tag,metric,value\nnone,0,0,4,revisit,psnr,fast\n",
+    "non-numeric seed": "block,seed,clip,frame,tag,metric,value\nnone,zero,0,4,revisit,psnr,1.0\n",
+    "ragged": "block,seed,clip,frame,tag,metric,value\nnone,0,0,4,revisit,psnr,1.0,7,8\n",
+    "not UTF-8": b"block,seed,clip,frame,tag,metric,value\nnone,0,0,4,\xff\xfe,psnr,1.0\n",
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_CSV))
+def test_report_on_a_damaged_metrics_csv_is_one_clear_error(tmp_path, damage):
+    run = make_run(tmp_path, "alpha", "20260101-0000-aaaaaaa")
+    body = DAMAGED_CSV[damage]
+    (run / "metrics.csv").write_bytes(body if isinstance(body, bytes) else body.encode())
+    res = cli.invoke(app, ["report", str(run)])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert re.search(r"error: .*metrics\.csv: .*rebuild it with `rad-bench run SUITE --run-dir RUN`", res.output, re.S)
+
+
+@pytest.mark.parametrize("damage", ["samples cut short", "state.csv non-numeric", "efficiency.csv empty"])
+def test_report_leaves_out_a_damaged_optional_input_and_says_so(tmp_path, damage):
+    """A damaged sample file, state.csv or efficiency.csv costs its figure or table, not the report."""
+    run = make_run(tmp_path, "alpha", "20260101-0000-aaaaaaa", new=True)
+    if damage == "samples cut short":
+        f = run / "samples" / "none-s0.npz"
+        f.write_bytes(f.read_bytes()[:200])
+    elif damage == "state.csv non-numeric":
+        (run / "state.csv").write_text("block,seed,frame,state_bytes\nnone,0,0,lots\n")
+    else:
+        (run / "efficiency.csv").write_text("")
+    res = cli.invoke(app, ["report", str(run)])
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    assert "left out" in res.output and (run / "report.html").is_file()

@@ -171,3 +171,43 @@ def test_ema_warmup():
     torch.testing.assert_close(ema.shadow["weight"], 0.1 * w0 + 0.9 * (w0 + 1))
     ema.update(m, 10**6)
     torch.testing.assert_close(ema.shadow["weight"], 0.999 * (0.1 * w0 + 0.9 * (w0 + 1)) + 0.001 * (w0 + 1))
+
+
+def _cut_mid_row(path: Path) -> None:
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+
+
+def _edit_one_value(path: Path) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    lines[1] = re.sub(r"\d(?=[^\d]*$)", lambda m: str((int(m.group()) + 1) % 10), lines[1], count=1)
+    path.write_text("".join(lines))
+
+
+@pytest.mark.parametrize(
+    "damage", ["cut mid-row", "one value edited", "samples deleted", "cut, no record (older run folder)"]
+)
+def test_damaged_finished_cell_is_set_aside_and_run_again(suite_file, reference, tmp_path, damage):
+    """A finished cell whose files no longer match its completion record (or, in a folder written before
+    records existed, whose metrics.csv is cut short) is moved to damaged/ and computed again; the combined
+    CSV then equals the uninterrupted run's. A deleted checkpoint alone damages nothing."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir)
+    cell = run_dir / "cells" / "none-s0"
+    if damage == "samples deleted":
+        (run_dir / "samples" / "none-s0.npz").unlink()
+    elif damage == "one value edited":
+        _edit_one_value(cell / "metrics.csv")
+    else:
+        _cut_mid_row(cell / "metrics.csv")
+    if damage.endswith("(older run folder)"):
+        (cell / "done.json").unlink()
+    (run_dir / "checkpoints" / "full_attn-s0.pt").unlink()  # deleted to save disk: full_attn stays done
+    err = finish(start(suite_file, run_dir))
+    assert "cell none-s0 is damaged" in err and "running cell none-s0" in err, err
+    assert "running cell full_attn-s0" not in err, err
+    assert len(list((run_dir / "damaged").glob("none-s0-*/cells/none-s0/metrics.csv"))) == 1  # kept, not deleted
+    assert_same(reference, run_dir)
+    assert (cell / "done.json").is_file()

@@ -5,9 +5,12 @@ folder or its YAML."""
 
 from __future__ import annotations
 
+import sys
+import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -46,6 +49,47 @@ from rad_bench.results import EFFICIENCY_CSV, METRICS_CSV, STATE_CSV, parse_vari
 
 class ReportError(ValueError):
     """A report cannot be built; the message names the path and the fix."""
+
+
+T = TypeVar("T")
+METRICS_REQUIRED = ("block", "seed", "clip", "frame", "tag", "metric", "value")
+REBUILD = "rebuild it with `rad-bench run SUITE --run-dir RUN` (finished cells are kept, not recomputed)"
+
+
+def read_csv_checked(
+    path: Path, required: Sequence[str], numeric: Sequence[str] = (), fix: str = REBUILD
+) -> pd.DataFrame:
+    """``path`` as a table with at least one row, the ``required`` columns, and numbers (or blanks) in the
+    ``numeric`` ones; anything else is a :class:`ReportError` naming the file, what is wrong and ``fix``."""
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ReportError(f"{path}: is empty; {fix}") from None
+    except (ValueError, UnicodeDecodeError) as e:  # pandas' ParserError is a ValueError
+        raise ReportError(f"{path}: is not a readable CSV ({str(e).strip().splitlines()[0]}); {fix}") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ReportError(f"{path}: missing columns {missing} (it has {list(df.columns)[:8]}); {fix}")
+    if df.empty:
+        raise ReportError(f"{path}: has a header but no rows; {fix}")
+    for col in numeric:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() & df[col].notna()
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise ReportError(f"{path}: line {i + 2}, column '{col}' holds {df[col].iloc[i]!r}, not a number; {fix}")
+        df[col] = values
+    return df
+
+
+def optional(what: str, make: Callable[[], T]) -> T | None:
+    """``make()``, or None with a one-line warning when an optional input (a sample file, state.csv,
+    efficiency.csv) is damaged: the rest of the report is still drawn."""
+    try:
+        return make()
+    except (ReportError, OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile) as e:
+        print(f"rad-bench report: {what} left out: {e}", file=sys.stderr)
+        return None
 
 
 @dataclass
@@ -98,7 +142,7 @@ def load_run(run_dir: Path, sort_by: str | None = None, baseline: str | None = N
     f = run_dir / METRICS_CSV
     if not f.is_file():
         raise ReportError(f"{run_dir}: no metrics.csv (is this a run folder? runs live under results/<suite>/)")
-    df = pd.read_csv(f)
+    df = read_csv_checked(f, METRICS_REQUIRED, numeric=("seed", "clip", "frame", "value"))
     resolved = _resolved(run_dir)
     cfg = resolved.get("leaderboard") or {}
     sort_by = sort_by or str(cfg.get("sort_by") or "psnr_revisit")
@@ -111,11 +155,13 @@ def load_run(run_dir: Path, sort_by: str | None = None, baseline: str | None = N
 
 
 def _read_state(path: Path) -> pd.DataFrame:
-    state = pd.read_csv(path)
-    missing = {"block", "frame", "state_bytes"} - set(state.columns)
-    if missing:
-        raise ReportError(f"{path}: missing columns {sorted(missing)}; expected block, seed, frame, state_bytes")
-    return state
+    return read_csv_checked(path, ("block", "frame", "state_bytes"), numeric=("frame", "state_bytes"))
+
+
+def _read_efficiency(run: RunReport) -> pd.DataFrame | None:
+    """The run's efficiency.csv, None when it has none or it is damaged (with a warning)."""
+    eff = run.run_dir / EFFICIENCY_CSV
+    return optional(str(eff), lambda: read_csv_checked(eff, ("block",))) if eff.is_file() else None
 
 
 def draw_figures(run: RunReport, fig_dir: Path) -> None:
@@ -127,12 +173,22 @@ def draw_figures(run: RunReport, fig_dir: Path) -> None:
             figs[f"{m}_vs_gap"] = plot_metric_vs_gap(df, m, fig_dir / f"{m}_vs_gap")
             figs[f"{m}_vs_frame_by_tag"] = plot_metric_vs_frame_by_tag(df, m, fig_dir / f"{m}_vs_frame_by_tag")
             figs[f"{m}_by_tag"] = plot_revisit_bars(run.table, m, fig_dir / f"{m}_by_tag")
-    if (run.run_dir / STATE_CSV).is_file():
-        figs["state_bytes"] = plot_state_bytes(_read_state(run.run_dir / STATE_CSV), fig_dir / "state_bytes_vs_frame")
+    state = run.run_dir / STATE_CSV
+    if state.is_file():
+        figs["state_bytes"] = optional(
+            f"state figure ({state})", lambda: plot_state_bytes(_read_state(state), fig_dir / "state_bytes_vs_frame")
+        )
     figs |= _capacity_figures(run, fig_dir) if run.capacity else {}
     reach, shown = int(df["reach"].iloc[0]) if "reach" in df else 1, _sample_point(run)[0]
-    figs["samples_png"] = sample_strip(run.run_dir, fig_dir / "samples.png", reach, blocks=shown)
-    figs["samples_gif"] = sample_gif(run.run_dir, fig_dir / "samples.gif", reach, blocks=shown)
+    samples = run.run_dir / "samples"
+    figs["samples_png"] = optional(
+        f"sample strip (a file in {samples})",
+        lambda: sample_strip(run.run_dir, fig_dir / "samples.png", reach, blocks=shown),
+    )
+    figs["samples_gif"] = optional(
+        f"sample GIF (a file in {samples})",
+        lambda: sample_gif(run.run_dir, fig_dir / "samples.gif", reach, blocks=shown),
+    )
     run.figures = {k: v for k, v in figs.items() if v is not None}
 
 
@@ -150,13 +206,13 @@ def _sample_point(run: RunReport) -> tuple[set[str] | None, str]:
 
 def _capacity_figures(run: RunReport, fig_dir: Path) -> dict[str, Path | None]:
     """The sort metric vs the swept data value, and vs measured state bytes (needs efficiency.csv)."""
-    key, eff = str(run.capacity), run.run_dir / EFFICIENCY_CSV
+    key, eff = str(run.capacity), _read_efficiency(run)
     figs = {"capacity": plot_capacity_vs_value(run.table, run.df, key, run.sort_by, fig_dir / f"capacity_vs_{key}")}
-    if eff.is_file():
-        state = plot_capacity_vs_state(
-            run.table, run.df, pd.read_csv(eff), key, run.sort_by, fig_dir / "capacity_vs_state"
+    if eff is not None:
+        figs["capacity_state"] = optional(
+            "capacity vs state figure",
+            lambda: plot_capacity_vs_state(run.table, run.df, eff, key, run.sort_by, fig_dir / "capacity_vs_state"),
         )
-        figs["capacity_state"] = state
     return figs
 
 
@@ -253,9 +309,9 @@ def _capacity_items(run: RunReport) -> list[Item]:
 
 def _efficiency_items(run: RunReport) -> list[Item]:
     items: list[Item] = []
-    eff = run.run_dir / EFFICIENCY_CSV
-    if eff.is_file():
-        items.append(efficiency_table(pd.read_csv(eff)))
+    eff = _read_efficiency(run)
+    if eff is not None:
+        items.append(efficiency_table(eff))
     if "state_bytes" in run.figures:
         items.append(Figure(run.figures["state_bytes"], "Memory state bytes vs rollout frame (mean over seeds)."))
     return items
