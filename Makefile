@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SUITE  ?= suites/smoke.yaml
 export MUJOCO_GL ?= egl
 
-.PHONY: install run test ablations bench lint report clean
+.PHONY: install run test ablations bench gpu-check lint report clean
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,12 @@ ablations: install
 
 bench: install
 	$(BIN)/rad-bench bench
+
+# One GPU, < 8 min: pytest -m cuda, every block 200 steps on CUDA, bench --device cuda, a summary
+# (results/gpu-check/gpu_check.md). Needs a venv with a CUDA build of torch (README, GPU), so it does
+# not depend on `install`, which pins the CPU build; without CUDA it stops at once (exit 2).
+gpu-check:
+	$(BIN)/python -m rad_bench.bench.gpu_check --out results/gpu-check
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

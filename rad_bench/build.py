@@ -48,6 +48,20 @@ def _count(cfg: DiTConfig, spec: BlockSpec) -> int:
         return count_params(build_model(cfg, BLOCKS.get(spec.name), spec.kwargs))
 
 
+def check_blocks(suite: Suite, data: Dataset) -> None:
+    """Build every block of ``suite`` once on the meta device (nothing allocated), so a kwargs value
+    the block itself refuses stops the run before any training, naming the block and the field."""
+    cfg = model_config(suite, data)
+    for i, spec in enumerate(suite.blocks):
+        try:
+            _count(cfg, spec)
+        except (ValueError, TypeError, RuntimeError, AssertionError) as e:
+            raise SuiteError(
+                f"field 'blocks[{i}].kwargs' (block '{spec.display}'): the block refuses its arguments: {e}; "
+                "fix the value (rad-bench ls blocks names each block's arguments)"
+            ) from None
+
+
 def make_model(suite: Suite, spec: BlockSpec, data: Dataset, device: str) -> VideoDiT:
     """The suite's DiT with ``spec`` in its memory slot; with ``model.match_params`` the MLP width is
     set so every block of the suite has the parameter count of the largest one (within ~1%)."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -29,16 +31,45 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     """Failures of input or environment that end a run with a message and exit code 2, not a traceback."""
     from rad_bench.config import SuiteError
     from rad_bench.data import DataError
+    from rad_bench.launch import LaunchError
     from rad_bench.ops import KernelUnavailableError
     from rad_bench.train import CheckpointError, TrainingDiverged
     from rad_bench.utils import DeviceUnavailableError
 
-    return SuiteError, DataError, KernelUnavailableError, TrainingDiverged, CheckpointError, DeviceUnavailableError
+    return (SuiteError, DataError, KernelUnavailableError, TrainingDiverged, CheckpointError, DeviceUnavailableError,
+            LaunchError)  # fmt: skip
+
+
+_debug = False  # --debug (or RAD_BENCH_DEBUG=1): print the traceback behind an error message
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback behind an error message")] = False,
+) -> None:
+    """Options of every command (they go before it: ``rad-bench --debug run ...``)."""
+    global _debug
+    _debug = debug or os.environ.get("RAD_BENCH_DEBUG", "") not in ("", "0")
 
 
 def _fail(msg: str) -> None:
+    """One red ``error:`` line and exit code 2; with --debug first the traceback being handled."""
+    if _debug and sys.exc_info()[0] is not None:
+        traceback.print_exc()
     typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
+
+
+def _check_environment() -> None:
+    """Environment variables that change what runs, checked before any work."""
+    from rad_bench.ops import IMPLS
+
+    impl = os.environ.get("RAD_BENCH_IMPL")
+    if impl is not None and impl not in IMPLS:
+        _fail(
+            f"environment variable RAD_BENCH_IMPL={impl!r}: must be one of {', '.join(IMPLS)}; "
+            "unset it to use the suite's `impl:`"
+        )
 
 
 @app.command()
@@ -55,13 +86,18 @@ def run(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     wide: Annotated[bool, typer.Option(help="print every leaderboard column, not the headline ones")] = False,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch [default: one per core]")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="processes sharing the run folder, cells in parallel")] = 1,
+    launcher: Annotated[Literal["none", "local", "slurm"], typer.Option(help="one submitit job per cell")] = "none",
+    report: Annotated[bool, typer.Option(help="write the leaderboard at the end (--workers' helpers: no)")] = True,
 ) -> None:
     """Train, roll out and score every block x seed of a suite, then write the leaderboard."""
     from rad_bench.config import SuiteError, load_suite
-    from rad_bench.runner import run_suite
+    from rad_bench.launch import worker_threads
     from rad_bench.utils import close_distributed, is_main, set_threads
 
+    threads = worker_threads(workers, threads)
     set_threads(threads)
+    _check_environment()
     if _is_mqar(suite):
         _run_mqar(suite, set_ or [], results)
         return
@@ -71,15 +107,9 @@ def run(
         _fail(str(e))
         return
     try:
-        out = run_suite(
-            s,
-            run_dir=run_dir,
-            resume=resume,
-            limit_steps=limit_steps,
-            results_root=results,
-            progress=progress,
-            argv=sys.argv,
-        )
+        where = {"run_dir": run_dir, "resume": resume, "limit_steps": limit_steps, "results_root": results}
+        out = _start(s, suite, set_ or [], where, progress=progress, report=report, workers=workers,
+                     launcher=launcher, threads=threads)  # fmt: skip
     except _expected_errors() as e:  # bad input or state: the file, the field and the fix, exit 2
         _fail(f"{suite}: {e}")
         return
@@ -90,12 +120,27 @@ def run(
     except KeyboardInterrupt:
         _fail(f"{suite}: interrupted; finished cells are kept, run the same command with --resume to continue")
         return
-    if is_main():  # under torchrun one process reports
+    if is_main() and report:  # under torchrun one process reports
         from rad_bench import report as rep
 
         typer.echo(rep.terminal(rep.load_run(out), wide=wide))
         typer.echo(f"results: {out}")
     close_distributed()
+
+
+def _start(s: Any, path: Path, overrides: list[str], where: dict[str, Any], *, progress: bool, report: bool,
+           workers: int, launcher: str, threads: int | None) -> Path:  # fmt: skip
+    """Run the suite here, with ``workers - 1`` helper processes, or as cluster jobs (rad_bench.launch)."""
+    from rad_bench.launch import LaunchError, run_on_cluster, worker_command, worker_pool
+    from rad_bench.runner import run_suite
+
+    if launcher != "none" and workers > 1:
+        raise LaunchError(f"--launcher {launcher} runs one job per cell; drop --workers (it is for one machine)")
+    if launcher != "none":
+        return run_on_cluster(s, launcher, **where, argv=sys.argv)
+    helpers = worker_pool(worker_command(path, overrides, where["limit_steps"], threads), workers - 1)
+    return run_suite(s, **where, argv=sys.argv, progress=progress, report=report,
+                     helpers=helpers if workers > 1 else None)  # fmt: skip
 
 
 def _is_mqar(path: Path) -> bool:

@@ -26,9 +26,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rad_bench.blockargs import check_block
 from rad_bench.model.presets import PRESETS
 from rad_bench.registry import BLOCKS, DATASETS, METRICS, closest, unknown_name_message
-from rad_bench.results import GROUPS, REFERENCE_NAMES, split_column
+from rad_bench.results import GROUPS, split_column
 from rad_bench.suitefile import SuiteError, apply_overrides, read_with_includes
 
 
@@ -107,6 +108,15 @@ class TrainCfg(_Strict):
         200, ge=0, description="save a resumable training checkpoint every this many steps (0 = off)"
     )
     ema: float = Field(0.0, ge=0, lt=1, description="EMA decay, warm-up min(ema, (1+n)/(10+n)); rollout uses EMA")
+    # The fast path (rad_bench.train.FastPath); auto = on for CUDA, CPU keeps the eager float32 path.
+    compile: Literal["auto", "on", "off"] = Field("auto", description="torch.compile the model for the step")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="bf16 autocast forward, float32 weights")
+    prefetch_batches: Literal["auto", "on", "off"] = Field("auto", description="draw the next batch in a thread")
+
+    @field_validator("compile", "prefetch_batches", mode="before")
+    @classmethod
+    def _switch(cls, v: Any) -> Any:  # YAML reads a bare on/off as a boolean: take it as the word
+        return ("on" if v else "off") if isinstance(v, bool) else v
 
 
 class RolloutCfg(_Strict):
@@ -133,6 +143,16 @@ class LeaderboardCfg(_Strict):
     )
 
 
+class LauncherCfg(_Strict):
+    """Resources of each job of ``rad-bench run --launcher slurm|local`` (rad_bench.launch: one per cell)."""
+
+    partition: str | None = Field(None, description="Slurm partition; default: the cluster's")
+    gpus: int = Field(1, ge=0, description="GPUs per job")
+    cpus: int = Field(8, ge=1, description="CPU cores per job")
+    time: int = Field(120, ge=1, description="time limit per job, in minutes")
+    mem_gb: int | None = Field(None, ge=1, description="memory per job in GiB; default: the cluster's")
+
+
 ALL_BLOCKS = "all"  # `blocks: all`: every registered block
 
 
@@ -151,6 +171,7 @@ class Suite(_Strict):
     device: str = Field("auto", pattern="^(auto|cpu|cuda(:\\d+)?)$")
     impl: str = Field("auto", pattern="^(auto|kernel|ref)$")
     leaderboard: LeaderboardCfg = Field(default_factory=LeaderboardCfg)
+    launcher: LauncherCfg = Field(default_factory=LauncherCfg, exclude=True, description="where, not what: unsaved")
     sweep: dict[str, list[Any]] = Field(
         default_factory=dict,
         description="ablation axes: dotted key -> values (model.*, train.*, diffusion.*, data.*); every block "
@@ -250,36 +271,14 @@ def _explain(e: ValidationError, model: type[BaseModel], where: str) -> SuiteErr
     return SuiteError(f"{where}: invalid suite:\n  " + "\n  ".join(lines))
 
 
-SET_BY_MODEL = ("self", "dim", "impl")  # block constructor arguments the model sets, never the suite
-
-
-def _check_block(b: BlockSpec, i: int, where: str) -> None:
-    """One ``blocks[i]`` entry: a registered name, a label that is no reference row, known kwargs."""
-    if b.name not in BLOCKS:
-        raise SuiteError(f"{where}: field 'blocks[{i}]': {unknown_name_message('block', b.name, BLOCKS.names())}")
-    if b.display in REFERENCE_NAMES:
-        raise SuiteError(
-            f"{where}: field 'blocks[{i}]': '{b.display}' is the name of a reference row "
-            f"({', '.join(REFERENCE_NAMES)}), whose rows would mix with this block's; pick another label"
-        )
-    params = inspect.signature(BLOCKS.get(b.name).__init__).parameters
-    for k in b.kwargs:
-        if k not in params or k in SET_BY_MODEL:
-            valid = [p for p in params if p not in SET_BY_MODEL]
-            raise SuiteError(
-                f"{where}: field 'blocks[{i}].kwargs.{k}': block '{b.name}' takes no argument '{k}'. "
-                f"Valid: {', '.join(valid)}"
-            )
-
-
 def _check_names(suite: Suite, where: str) -> None:
     for i, b in enumerate(suite.blocks):
-        _check_block(b, i, where)
+        check_block(b, i, where)
     for i, m in enumerate(suite.metrics):
         if m not in METRICS:
             raise SuiteError(f"{where}: field 'metrics[{i}]': {unknown_name_message('metric', m, METRICS.names())}")
     name = suite.data.get("name")
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         raise SuiteError(f"{where}: field 'data.name': {unknown_name_message('dataset', str(name), DATASETS.names())}")
 
 

@@ -5,11 +5,11 @@ and resume markers from :mod:`rad_bench.rundir` (which documents the folder's la
 schema from :mod:`rad_bench.results`, and the leaderboard and figures from :mod:`rad_bench.report`.
 
 A finished cell is never recomputed: rerunning with ``--resume`` (or ``--run-dir``) skips cells
-whose ``metrics.csv`` exists, and a cell killed mid-training continues from its last
-``train.checkpoint_every`` checkpoint with identical results. Several processes may share one run
-folder: each cell is computed by whichever takes its lock first. Under ``torchrun`` rank 0 picks
-the folder, rolls out, scores and writes; every rank trains (DDP). Every file is written
-atomically (temp file + rename).
+whose completion record verifies (a damaged one is set aside and run again), and a cell killed mid-
+training continues from its last ``train.checkpoint_every`` checkpoint with identical results.
+Several processes may share one run folder: each cell is computed by whichever takes its lock first.
+Under ``torchrun`` rank 0 picks the folder, rolls out, scores and writes; every rank trains (DDP).
+Every file is written atomically (temp file + rename).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import io
 import json
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rad_bench import report
-from rad_bench.build import make_dataset, make_model, model_config, reach_of
+from rad_bench import report as report_
+from rad_bench.build import check_blocks, make_dataset, make_model, model_config, reach_of
 from rad_bench.config import (
     BlockSpec,
     Suite,
@@ -52,8 +53,17 @@ from rad_bench.results import (
     csv_text,
     write_csv,
 )
+from rad_bench.reuse import find_trained, load_trained, training_key
 from rad_bench.rollout import EVAL_NOISE_SEED, RolloutStats, rollout
-from rad_bench.rundir import cell_done, cell_lock, on_main, run_locked, start_run_dir, train_checkpoint
+from rad_bench.rundir import (
+    cell_done,
+    cell_lock,
+    check_inside,
+    on_main,
+    run_locked,
+    start_run_dir,
+    train_checkpoint,
+)
 from rad_bench.score import frame_tags, score_frames, score_sets
 from rad_bench.train import TrainStats, train
 from rad_bench.utils import (
@@ -226,7 +236,7 @@ def _cell_stats(c: Cell, tstats: TrainStats, rstats: RolloutStats, peak: int, de
         "train_steps": tstats.steps, "train_step_s": tstats.step_s, "train_loss_final": tstats.final_loss,
         "rollout_frames_per_s": rstats.frames_per_s, "state_bytes_final": rstats.state_bytes[-1],
         "state_bytes_first": rstats.state_bytes[0], "state_growth": BLOCKS.get(c.spec.name).state_growth,
-        "peak_memory_bytes": peak, "peak_memory_kind": peak_kind(device),
+        "peak_memory_bytes": peak, "peak_memory_kind": peak_kind(device), **tstats.fast,
     }  # fmt: skip
 
 
@@ -246,9 +256,16 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
     model = make_model(suite, c.spec, data, ctx.device)
     impl = model.layers[0].memory.impl  # resolved before training: a forced, missing kernel fails now
     diffusion = Diffusion(suite.diffusion.levels, suite.diffusion.prediction)
-    with phase(cell, f"train {suite.train.steps} steps"):
-        tstats = train(model, diffusion, data, suite.train, seed=c.seed, device=ctx.device, desc=f"train {cell}",
-                       progress=ctx.progress, checkpoint=train_checkpoint(ctx.run_dir, cell), cell=cell)  # fmt: skip
+    key = training_key(suite, c.spec, c.seed)
+    origin = on_main(lambda: find_trained(ctx.run_dir, key))
+    if origin is not None:  # the same training as a finished cell: only the evaluation differs
+        with phase(cell, f"load the identical training of {origin}"):
+            tstats = load_trained(ctx.run_dir, origin, model)
+    else:
+        with phase(cell, f"train {suite.train.steps} steps"):
+            tstats = train(model, diffusion, data, suite.train, seed=c.seed, device=ctx.device,
+                           desc=f"train {cell}", progress=ctx.progress,
+                           checkpoint=train_checkpoint(ctx.run_dir, cell), cell=cell)  # fmt: skip
     if not is_main():
         return  # rank 0 alone rolls out, scores and writes; the others wait at the cell's barrier
     _save_checkpoint(ctx, c, model)
@@ -259,7 +276,8 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
     rows = _write_scored(ctx, ev, c, generated, model.cfg, common)
     states = [dict(zip(STATE_COLUMNS, (c.label, c.seed, i, n))) for i, n in enumerate(rstats.state_bytes)]
     write_csv(ctx.run_dir / "cells" / cell / STATE_CSV, states)
-    _write_cell(ctx, c, {**common, **_cell_stats(c, tstats, rstats, peak[0], ctx.device)}, tstats.log, rows)
+    shared = {"train_key": key, "train_shared_from": origin or ""}
+    _write_cell(ctx, c, {**common, **_cell_stats(c, tstats, rstats, peak[0], ctx.device), **shared}, tstats.log, rows)
 
 
 def run_reference_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
@@ -280,18 +298,20 @@ def run_reference_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
 
 
 def _combine(run_dir: Path) -> None:
-    """The run folder's metrics.csv, state.csv and efficiency.csv from its cells' files."""
-    cells = run_dir / "cells"
-    atomic_write_text(run_dir / METRICS_CSV, concat_csv(sorted(cells.glob(f"*/{METRICS_CSV}"))))
-    states = sorted(cells.glob(f"*/{STATE_CSV}"))
+    """The run folder's metrics.csv, state.csv and efficiency.csv from its finished cells' files."""
+    done = [d for d in sorted((run_dir / "cells").iterdir()) if d.is_dir() and cell_done(run_dir, d.name)]
+    if not done:  # never an empty or partial metrics.csv in place of a good one
+        raise SuiteError(f"{run_dir}: no finished cell to combine; run the suite again with --resume")
+    atomic_write_text(run_dir / METRICS_CSV, concat_csv([d / METRICS_CSV for d in done]))
+    states = [d / STATE_CSV for d in done if (d / STATE_CSV).is_file()]
     if states:  # state bytes after each generated frame, per cell (the efficiency figure)
         atomic_write_text(run_dir / STATE_CSV, concat_csv(states))
-    stats = [json.loads(f.read_text()) for f in sorted(cells.glob("*/stats.json"))]
+    stats = [json.loads((d / "stats.json").read_text()) for d in done if (d / "stats.json").is_file()]
     if stats:
         write_csv(run_dir / EFFICIENCY_CSV, stats)
 
 
-def _limited(suite: Suite, limit_steps: int | None) -> tuple[Suite, bool]:
+def limit_train(suite: Suite, limit_steps: int | None) -> tuple[Suite, bool]:
     """The suite with training capped at ``limit_steps`` and whether that cap shortens it."""
     if limit_steps is None or limit_steps >= suite.train.steps:
         return suite, False
@@ -307,6 +327,7 @@ def _run_cells(ctx: RunContext, todo: list[Cell]) -> None:
         if key not in datasets:  # one (seed, data point)'s training data in memory at a time
             datasets = {key: make_dataset(c.suite, c.seed)}
             eval_set_of(ctx, c, datasets[key])  # before any training: a data error fails the run now
+            check_blocks(c.suite, datasets[key])  # and so does a kwargs value a block refuses
         run = run_reference_cell if c.reference else run_cell
         if not run_locked(ctx.run_dir, c.name, lambda c=c, run=run, d=datasets[key]: run(ctx, c, d), wait=False):
             pending.append((c.name, lambda c=c, run=run: run(ctx, c, make_dataset(c.suite, c.seed))))
@@ -323,9 +344,16 @@ def run_suite(
     results_root: Path = Path("results"),
     progress: bool = True,
     argv: list[str] | None = None,
+    only: set[str] | None = None,
+    report: bool = True,
+    helpers: Callable[[Path], AbstractContextManager[None]] | None = None,
 ) -> Path:
-    """Run every block x seed cell of ``suite`` not already done; return the run folder."""
-    suite, limited = _limited(suite, limit_steps)
+    """Run every block x seed cell of ``suite`` not already done; return the run folder.
+
+    ``only``: just these cells (by name, e.g. one cluster job's); ``report=False``: leave the combined
+    CSVs and the leaderboard to another process; ``helpers``: entered with the run folder around this
+    process's cells, e.g. :func:`rad_bench.launch.worker_pool` (the report waits for it)."""
+    suite, limited = limit_train(suite, limit_steps)
     device = init_distributed(resolve_device(suite.device))  # cuda:LOCAL_RANK under torchrun
     frame = getattr(data_config(suite), "frame_size", None)  # None: read from the files
     if device == "cpu" and isinstance(frame, int):  # training activations then live in host memory too
@@ -336,14 +364,21 @@ def run_suite(
     run_dir = on_main(lambda: start_run_dir(suite, run_dir, resume, limited, results_root, argv, device))
     ctx = RunContext(suite, run_dir, device, limited, progress and is_main(), git_sha())
     cells = expand_cells(suite)
+    on_main(lambda: check_inside(run_dir, [c.name for c in cells]))
     done = on_main(lambda: {c.name for c in cells if cell_done(run_dir, c.name)})
-    todo = [c for c in cells if c.name not in done]  # rank 0's view: every rank walks the same list
+    todo = [c for c in cells if c.name not in done and (only is None or c.name in only)]  # rank 0's view
     if is_main():
         print(f"rad-bench: {run_dir} ({len(todo)} of {len(cells)} cells to run)", file=sys.stderr)
-    _run_cells(ctx, todo)
-    if is_main():
-        with cell_lock(run_dir, "combine"):  # concurrent runs finishing together write the same files in turn
-            _combine(run_dir)
-            report.write(run_dir, sort_by=suite.leaderboard.sort_by)
+    with helpers(run_dir) if helpers else nullcontext():
+        _run_cells(ctx, todo)
+    if report and is_main():
+        finish_run(run_dir, suite)
     barrier()
     return run_dir
+
+
+def finish_run(run_dir: Path, suite: Suite) -> None:
+    """The combined CSVs and the report of ``run_dir`` from the cells done so far."""
+    with cell_lock(run_dir, "combine"):  # concurrent runs finishing together write the same files in turn
+        _combine(run_dir)
+        report_.write(run_dir, sort_by=suite.leaderboard.sort_by)

@@ -7,6 +7,13 @@ a rerun with the same file continues from it and reproduces the uninterrupted ru
 Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``. Every rank draws the
 *global* batch from the same generator and keeps its slice, so N processes see exactly the
 batches of one process; only rank 0 logs and writes the checkpoint.
+
+Fast path (:class:`FastPath`, ``train.compile`` / ``precision`` / ``prefetch_batches``, all ``auto`` =
+on for CUDA only, so CPU runs keep the eager float32 path): the model is ``torch.compile``d for the
+step, its forward runs under bf16 autocast (float32 master weights, optimizer and loss), AdamW is the
+fused CUDA kernel, the next batch is drawn by a background thread (:mod:`rad_bench.batches`, exact
+resume kept). On every device the loss stays on the device between log entries: one host sync per
+``train.log_every`` steps (and before a checkpoint), where a non-finite loss stops the run.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from rad_bench.batches import BatchFeed
 from rad_bench.config import TrainCfg
 from rad_bench.data import Dataset
 from rad_bench.model.diffusion import Diffusion
@@ -46,6 +54,7 @@ class TrainStats:
     steps: int = 0
     seconds: float = 0.0
     log: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss since last entry)
+    fast: dict[str, Any] = field(default_factory=dict)  # the resolved FastPath (FastPath.record)
 
     @property
     def step_s(self) -> float:
@@ -97,7 +106,9 @@ class _State:
     ema: EMA | None
     g: torch.Generator
     stats: TrainStats
-    running: list[float]
+    running: list[float]  # losses since the last log entry (read from the device)
+    pending: list[tuple[int, Tensor]] = field(default_factory=list)  # (step, loss) not read yet; never saved
+    feed: BatchFeed | None = None  # where the batches come from; its generator state is what a checkpoint stores
 
 
 def save_train_state(path: Path, cell: str, cfg: TrainCfg, step: int, s: _State) -> None:
@@ -108,7 +119,8 @@ def save_train_state(path: Path, cell: str, cfg: TrainCfg, step: int, s: _State)
             "format": CHECKPOINT_FORMAT, "cell": cell, "train_cfg": cfg.model_dump_json(), "step": step,
             "model": s.model.state_dict(), "ema": s.ema.shadow if s.ema else {}, "optimizer": s.opt.state_dict(),
             "stats": {"steps": s.stats.steps, "seconds": s.stats.seconds, "log": [list(x) for x in s.stats.log]},
-            "running": list(s.running), "rng": rng_state(), "data_rng": s.g.get_state(),
+            "running": list(s.running), "rng": rng_state(),
+            "data_rng": s.feed.rng_state() if s.feed else s.g.get_state(),
         },
         buf,
     )  # fmt: skip
@@ -170,13 +182,46 @@ def _batch(data: Dataset, diffusion: Diffusion, cfg: TrainCfg, g: torch.Generato
     return [x[sl].to(device) for x in (frames, actions, k, eps)]
 
 
-def _wrap(model: VideoDiT, device: str) -> torch.nn.Module:
-    if world_size() == 1:
-        return model
-    from torch.nn.parallel import DistributedDataParallel
+@dataclass(frozen=True)
+class FastPath:
+    """How a run executes its steps, resolved once from ``train.compile``, ``train.precision``,
+    ``train.prefetch_batches`` and the device (``auto``: the fast choice on CUDA, the unchanged eager
+    float32 path on CPU). ``bf16`` changes the numbers, ``compile`` may change their last bits (fused
+    kernels sum in another order), ``batches_ahead`` never does; all are recorded in the cell's stats."""
 
-    ids = [torch.device(device).index] if device.startswith("cuda") else None
-    return DistributedDataParallel(model, device_ids=ids)
+    compile: bool
+    bf16: bool
+    batches_ahead: bool
+    fused_adamw: bool  # the one-kernel AdamW exists for CUDA tensors only
+
+    @classmethod
+    def of(cls, cfg: TrainCfg, device: str) -> FastPath:
+        cuda = torch.device(device).type == "cuda"
+        on = lambda v: v == "on" or (v == "auto" and cuda)  # noqa: E731
+        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and cuda)
+        return cls(compile=on(cfg.compile), bf16=bf16, batches_ahead=on(cfg.prefetch_batches), fused_adamw=cuda)
+
+    def record(self) -> dict[str, Any]:
+        """The columns a cell's stats.json gets."""
+        return {"train_compile": self.compile, "train_precision": "bf16" if self.bf16 else "fp32",
+                "train_batches_ahead": self.batches_ahead}  # fmt: skip
+
+
+def _wrap(model: VideoDiT, device: str, fast: FastPath) -> torch.nn.Module:
+    """What the step calls: the model, under DDP with several processes, compiled with ``fast.compile``
+    (a compiled wrapper: ``model`` itself, its state dict and the rollout stay eager)."""
+    net: torch.nn.Module = model
+    if world_size() > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [torch.device(device).index] if device.startswith("cuda") else None
+        net = DistributedDataParallel(model, device_ids=ids)
+    return torch.compile(net) if fast.compile else net  # type: ignore[return-value]
+
+
+def _optimizer(model: VideoDiT, cfg: TrainCfg, fast: FastPath) -> torch.optim.Optimizer:
+    kw = {"fused": True} if fast.fused_adamw else {}  # CPU keeps the default (foreach) implementation
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99), **kw)
 
 
 def train(
@@ -197,51 +242,73 @@ def train(
     if cfg.batch_size % world_size():
         raise ValueError(f"train.batch_size ({cfg.batch_size}) must be a multiple of the {world_size()} processes")
     model.train()
-    net = _wrap(model, device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    s = _State(model, opt, EMA(model, cfg.ema) if cfg.ema > 0 else None, torch.Generator().manual_seed(seed),
-               TrainStats(), [])  # fmt: skip
+    fast = FastPath.of(cfg, device)
+    s = _State(model, _optimizer(model, cfg, fast), EMA(model, cfg.ema) if cfg.ema > 0 else None,
+               torch.Generator().manual_seed(seed), TrainStats(fast=fast.record()), [])  # fmt: skip
     start = load_train_state(checkpoint, cell, cfg, s) if checkpoint and checkpoint.is_file() else 0
     if start and is_main():
         print(f"rad-bench: {cell}: resumed training from step {start} of {cfg.steps} ({checkpoint})", file=sys.stderr)
-    bar = tqdm(range(start, cfg.steps), desc=desc, disable=not (progress and is_main()), dynamic_ncols=True,
-               leave=False, initial=start, total=cfg.steps)  # fmt: skip
-    for step in bar:
-        t_start = time.perf_counter()
+    draw = lambda: _batch(data, diffusion, cfg, s.g, device)  # noqa: E731
+    with BatchFeed(draw, s.g, cfg.steps - start, ahead=fast.batches_ahead) as s.feed:
         try:
-            loss = _step(net, diffusion, data, cfg, s, step, device)
+            _loop(_wrap(model, device, fast), diffusion, cfg, s, start, fast, checkpoint, cell, desc, progress)
         except TrainingDiverged as e:
             raise TrainingDiverged(f"{cell or desc}: {e}") from None
-        s.stats.seconds += time.perf_counter() - t_start
-        s.stats.steps += 1
-        s.running.append(loss)
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            s.stats.log.append((step + 1, sum(s.running) / len(s.running)))
-            s.running.clear()
-            bar.set_postfix(loss=f"{s.stats.final_loss:.4f}")
-        every = cfg.checkpoint_every
-        if checkpoint and every and ((step + 1) % every == 0 or step + 1 == cfg.steps) and is_main():
-            save_train_state(checkpoint, cell, cfg, step + 1, s)
     model.eval()
     if s.ema is not None:
         model.load_state_dict(s.ema.shadow)
     return s.stats
 
 
-def _step(net: torch.nn.Module, diffusion: Diffusion, data: Dataset, cfg: TrainCfg, s: _State, step: int,
-          device: str) -> float:  # fmt: skip
-    """One optimizer step; returns the loss averaged over ranks."""
-    frames, actions, k, eps = _batch(data, diffusion, cfg, s.g, device)
+def _loop(net: torch.nn.Module, diffusion: Diffusion, cfg: TrainCfg, s: _State, start: int, fast: FastPath,
+          checkpoint: Path | None, cell: str, desc: str, progress: bool) -> None:  # fmt: skip
+    """Steps ``start`` to ``cfg.steps``. The losses stay on the device and are read (one host sync)
+    only to log them every ``train.log_every`` steps and before a checkpoint; a non-finite one stops
+    the run there, naming the step where it first appeared."""
+    bar = tqdm(range(start, cfg.steps), desc=desc, disable=not (progress and is_main()), dynamic_ncols=True,
+               leave=False, initial=start, total=cfg.steps)  # fmt: skip
+    for step in bar:
+        t_start = time.perf_counter()
+        s.pending.append((step, _step(net, diffusion, s.feed.next(), cfg, s, step, fast)))
+        log = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
+        every = cfg.checkpoint_every
+        save = bool(checkpoint and every and ((step + 1) % every == 0 or step + 1 == cfg.steps))
+        if log or save:  # on every rank alike: a non-finite loss stops all of them at the same step
+            _drain(s, cfg)
+        s.stats.seconds += time.perf_counter() - t_start
+        s.stats.steps += 1
+        if log:
+            s.stats.log.append((step + 1, sum(s.running) / len(s.running)))
+            s.running.clear()
+            bar.set_postfix(loss=f"{s.stats.final_loss:.4f}")
+        if save and is_main():
+            save_train_state(checkpoint, cell, cfg, step + 1, s)  # type: ignore[arg-type]
+
+
+def _drain(s: _State, cfg: TrainCfg) -> None:
+    """Move the pending losses to ``s.running`` as floats; stop at the first non-finite one."""
+    values = torch.stack([loss for _, loss in s.pending]).tolist() if s.pending else []
+    for (step, _), value in zip(s.pending, values):
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"loss is {value} at step {step}: lower train.lr (now {cfg.lr}) or train.grad_clip")
+    s.running.extend(values)
+    s.pending.clear()
+
+
+def _step(net: torch.nn.Module, diffusion: Diffusion, batch: list[Tensor], cfg: TrainCfg, s: _State, step: int,
+          fast: FastPath) -> Tensor:  # fmt: skip
+    """One optimizer step; returns the loss averaged over ranks, a float32 tensor still on the device."""
+    frames, actions, k, eps = batch
     for group in s.opt.param_groups:
         group["lr"] = lr_at(step, cfg)
-    loss = training_loss(net, diffusion, frames, actions, k, eps, cfg)
-    value = all_mean(loss.detach()).item()  # the same on every rank, so all of them stop together
-    if not math.isfinite(value):
-        raise TrainingDiverged(f"loss is {value} at step {step}: lower train.lr (now {cfg.lr}) or train.grad_clip")
+    device_type = frames.device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=fast.bf16):
+        loss = training_loss(net, diffusion, frames, actions, k, eps, cfg)
+    loss = loss.float()  # the loss and its gradient's seed in float32, whatever the forward ran in
     s.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.grad_clip)
     s.opt.step()
     if s.ema is not None:
         s.ema.update(s.model, step)
-    return value
+    return all_mean(loss.detach())  # every rank holds the same value, so all of them stop together

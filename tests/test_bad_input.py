@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import struct
 import sys
 import zipfile
@@ -513,3 +514,56 @@ def test_run_dir_being_created_by_another_process_is_not_foreign(tmp_path):
     suite = load_suite(FIXTURES / "tiny.yaml")
     assert prepare_run_dir(suite, run_dir, False, False, tmp_path) == run_dir
     assert (run_dir / "suite.resolved.yaml").is_file()
+
+
+@pytest.mark.parametrize(
+    "kwargs, patterns",
+    [
+        ('{mini_batch: "four"}', [r"field 'blocks\[0\]\.kwargs\.mini_batch'", r"'four' \(str\)", "takes int"]),
+        ("{mini_batch: 2.5}", [r"kwargs\.mini_batch'", r"2\.5 \(float\)", "takes int"]),
+        ("{gate: 3}", [r"kwargs\.gate'", r"3 \(int\)", "takes bool"]),
+        ("{base_lr: [1]}", [r"kwargs\.base_lr'", "takes float"]),
+    ],
+    ids=["str_for_int", "float_for_int", "int_for_bool", "list_for_float"],
+)
+def test_mistyped_block_kwargs_values_are_refused_at_load(tmp_path, kwargs, patterns):
+    p = suite_file(tmp_path, HEAD + f"blocks: [{{name: ttt, kwargs: {kwargs}}}]\n")
+    assert_refused(run(tmp_path, p), re.escape(str(p)), *patterns)
+    assert_no_run_folder(tmp_path)
+
+
+@pytest.mark.parametrize("kwargs", ["{inner: big}", "{mini_batch: 0}"])
+def test_a_kwargs_value_the_block_refuses_stops_before_training(tmp_path, kwargs):
+    """Well-typed but refused by the block's constructor: caught by building it on the meta device."""
+    p = suite_file(tmp_path, HEAD + f"blocks: [none, {{name: ttt, kwargs: {kwargs}}}]\n")
+    assert_refused(run(tmp_path, p), re.escape(str(p)), r"field 'blocks\[1\]\.kwargs' \(block 'ttt'\)", "refuses")
+    assert_no_results(tmp_path)
+
+
+def test_invalid_rad_bench_impl_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAD_BENCH_IMPL", "fast")
+    assert_refused(run(tmp_path, FIXTURES / "tiny.yaml"), "RAD_BENCH_IMPL='fast'", "auto, kernel, ref", "unset it")
+    assert_no_run_folder(tmp_path)
+
+
+def test_debug_shows_the_traceback_behind_the_message(tmp_path):
+    p = suite_file(tmp_path, HEAD + "blocks: [none]\ndevice: cuda\n")
+    plain = run(tmp_path, p)
+    debug = cli.invoke(app, ["--debug", "run", str(p), "--results", str(tmp_path / "results"), "--no-progress"])
+    assert debug.exit_code == plain.exit_code == 2
+    assert "Traceback" not in plain.output and "Traceback" in debug.output and "DeviceUnavailableError" in debug.output
+    assert plain.output.strip().splitlines()[-1] == debug.output.strip().splitlines()[-1]  # the same message last
+
+
+def test_a_cell_path_that_resolves_outside_the_run_folder_is_refused(tmp_path):
+    """The last line of defence: a symlinked samples/ folder would put files elsewhere."""
+    run_dir, outside = tmp_path / "run", tmp_path / "elsewhere"
+    outside.mkdir()
+    res = cli.invoke(app, ["run", str(FIXTURES / "tiny.yaml"), "--run-dir", str(run_dir), "--limit-steps", "1"])
+    assert res.exit_code == 0, res.output
+    shutil.rmtree(run_dir / "samples")
+    (run_dir / "samples").symlink_to(outside, target_is_directory=True)
+    shutil.rmtree(run_dir / "cells")  # so the cells would run again and write their samples
+    res = cli.invoke(app, ["run", str(FIXTURES / "tiny.yaml"), "--run-dir", str(run_dir), "--limit-steps", "1"])
+    assert_refused(res, "samples", "outside", "remove the symlink")
+    assert not any(outside.iterdir())

@@ -251,3 +251,52 @@ def test_suite_sweeps_k_at_fixed_lengths():
     for _, v in points:  # the same clip, context and horizon at every K
         assert (v.train.clip_len, v.rollout.context, v.rollout.horizon) == (32, 24, 8)
         assert RecallConfig(**{k: x for k, x in v.data.items() if k != "name"}).episode_len == 32
+
+
+def test_train_slots_fixes_training_whatever_k():
+    """With train_slots the training batches do not depend on slots (an evaluation-only setting now),
+    while the evaluation episodes still write all K."""
+    a, b = make(slots=2, train_slots=8, write_frames=8), make(slots=8, train_slots=8, write_frames=8)
+    for data in (a, b):
+        assert data.cfg.eval_only() == {"slots"}
+    xa, ya = a.sample(16, 8 + D + Q, torch.Generator().manual_seed(3))
+    xb, yb = b.sample(16, 8 + D + Q, torch.Generator().manual_seed(3))
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    written = (split(ya)[1][:, :8] == 0).sum(1)
+    assert written.max() > 2  # the mix reaches past the evaluated K
+    ev = a.eval_set(4, 8 + D, Q)
+    assert ((split(ev.actions)[1][:, :8] == 0).sum(1) == 2).all()
+    assert make(slots=2).cfg.eval_only() == set()
+    with pytest.raises(ValueError, match="train_slots"):
+        make(slots=2, train_slots=9, write_frames=8)
+
+
+def test_cells_that_differ_only_in_evaluation_share_one_training(tmp_path):
+    """A sweep of data.slots with a fixed train_slots trains once per block and seed; the shared cell's
+    scores equal those of a separate run that trains itself (CPU training is deterministic)."""
+    import json
+
+    import pandas as pd
+
+    from rad_bench.config import load_suite
+    from rad_bench.runner import run_suite
+
+    body = (
+        "name: share\nblocks: [none]\nmetrics: [recall_acc]\nseeds: [0]\nleaderboard: {sort_by: recall_acc_all}\n"
+        "model: {preset: tiny, window: 2, patch: 8, dim: 32, depth: 1, heads: 2}\n"
+        "data: {name: recall, frame_size: 16, slots: 2, train_slots: 2, write_frames: 2, delay: 2, queries: 2}\n"
+        "train: {steps: 3, batch_size: 2, clip_len: 6, log_every: 1, warmup: 1}\n"
+        "rollout: {context: 4, horizon: 2, clips: 2, batch_size: 2, sampling_steps: 2}\n"
+    )
+    (tmp_path / "s.yaml").write_text(body + "sweep: {data.slots: [1, 2]}\n")
+    (tmp_path / "one.yaml").write_text(body)
+    swept = run_suite(load_suite(tmp_path / "s.yaml"), run_dir=tmp_path / "swept", progress=False, argv=["t"])
+    alone = run_suite(load_suite(tmp_path / "one.yaml"), run_dir=tmp_path / "alone", progress=False, argv=["t"])
+    stats = json.loads((swept / "cells" / "none[slots=2]-s0" / "stats.json").read_text())
+    assert stats["train_shared_from"] == "none[slots=1]-s0"
+    first = json.loads((swept / "cells" / "none[slots=1]-s0" / "stats.json").read_text())
+    assert first["train_shared_from"] == "" and first["train_key"] == stats["train_key"]
+    cols = ["clip", "frame", "metric", "value"]
+    shared = pd.read_csv(swept / "cells" / "none[slots=2]-s0" / "metrics.csv")[cols]
+    trained = pd.read_csv(alone / "cells" / "none-s0" / "metrics.csv")[cols]
+    pd.testing.assert_frame_equal(shared, trained, check_exact=True)

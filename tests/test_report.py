@@ -548,3 +548,18 @@ def test_report_leaves_out_a_damaged_optional_input_and_says_so(tmp_path, damage
     res = cli.invoke(app, ["report", str(run)])
     assert res.exit_code == 0 and "Traceback" not in res.output, res.output
     assert "left out" in res.output and (run / "report.html").is_file()
+
+
+def test_combined_report_refuses_a_folder_that_holds_no_report(tmp_path):
+    a = make_run(tmp_path / "results", "alpha", "20260101-0000-aaaaaaa")
+    b = make_run(tmp_path / "results", "beta", "20260101-0000-bbbbbbb")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "leaderboard.csv").write_text("precious\n")
+    res = cli.invoke(app, ["report", str(a), str(b), "--out", str(mine)])
+    assert res.exit_code == 2 and "holds no earlier report" in res.output and "Traceback" not in res.output
+    assert (mine / "leaderboard.csv").read_text() == "precious\n"
+    again = tmp_path / "combined"
+    for _ in range(2):  # a new folder, then the same folder again: an earlier report is replaced
+        res = cli.invoke(app, ["report", str(a), str(b), "--out", str(again)])
+        assert res.exit_code == 0, res.output

@@ -27,6 +27,9 @@ Every number comes from one run on one machine, so ratios never mix devices. Eve
    that defines it.
 5. ``metrics`` (:mod:`~rad_bench.bench.metrics`): frames/s of PSNR, SSIM, LPIPS and I3D features
    (skipped with a note when the weight packages are missing).
+6. ``gpu`` (:mod:`~rad_bench.bench.gpu`, CUDA only, ``gpu-cuda.csv``): training steps/s per block at
+   the ``tiny`` and ``dit_s`` presets with the fast path, their MFU against a bf16 matmul peak measured
+   in the same run, and the SSD kernel vs the chunked reference; on CPU a note in ``summary.md``.
 
 On CUDA the rollout is also timed under bf16 autocast (rows with ``dtype = bf16-autocast``).
 Outputs under ``--out``: ``{rollout,scans,train,modes,metrics}-<device>.csv``, ``env.json``,
@@ -46,6 +49,7 @@ from typing import Any
 import torch
 
 from rad_bench.bench.common import FULL, QUICK, Bench, log, setup
+from rad_bench.bench.gpu import bench_gpu
 from rad_bench.bench.metrics import bench_metrics
 from rad_bench.bench.rollout import bench_rollout
 from rad_bench.bench.scans import bench_scans
@@ -78,6 +82,10 @@ def run(out: Path, *, quick: bool = False, device: str = "auto", argv: list[str]
         log(f"== {name}")
         results[name] = RUNNERS[name](b)
         write_csv(out / f"{name}-{b.tag}.csv", results[name])
+    log("== gpu")
+    results["gpu"] = bench_gpu(b)  # CUDA only; on CPU a note in summary.md
+    if results["gpu"]:
+        write_csv(out / f"gpu-{b.tag}.csv", results["gpu"])
     atomic_write_bytes(out / f"rollout_ms_per_frame-{b.tag}.png", plot_rollout(results["rollout"], b.name))
     atomic_write_text(out / "summary.md", summary_md(b, env, results, time.perf_counter() - start))
     log(f"wrote {out} in {time.perf_counter() - start:.0f} s")

@@ -182,6 +182,21 @@ def metrics_summary(rows: list[dict[str, Any]]) -> list[str]:
     return ["## 5. Metrics throughput", "", markdown(["metric", "frames", "px (in → model)", "frames/s"], table)]
 
 
+def gpu_summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Section 6 (CUDA only): steps/s and bf16 MFU per block and preset, SSD kernel vs reference."""
+    if not rows:
+        return []
+    by = {(r["block"], r["preset"], r["kind"]): r["value"] for r in rows if r["kind"] in ("train", "mfu")}
+    table = [[blk, pre, g3(v), f"{by[(blk, pre, 'mfu')]:.1%}"] for (blk, pre, k), v in by.items() if k == "train"]
+    ssd = [[r["dtype"], r["what"], f"{r['value']:.2e}"] for r in rows if r["kind"] == "ssd"]
+    peak = [r["value"] for r in rows if r["kind"] == "peak"]
+    lines = ["## 6. GPU", "", f"bf16 matmul peak measured in this run: {peak[0] / 1e12:.1f} TFLOP/s." if peak else ""]
+    lines += ["", markdown(["block", "preset", "train steps/s", "MFU (bf16)"], table), ""]
+    if ssd:
+        lines += ["SSD kernel vs chunked reference:", "", markdown(["dtype", "tensor", "rel. error"], ssd), ""]
+    return lines
+
+
 def summary_md(b: Bench, env: dict[str, Any], results: dict[str, list[dict[str, Any]]], wall_s: float) -> str:
     notes = list(b.notes)
     if not is_cuda(b.device):
@@ -196,5 +211,6 @@ def summary_md(b: Bench, env: dict[str, Any], results: dict[str, list[dict[str, 
     ]
     lines += rollout_summary(results["rollout"]) + scans_summary(results["scans"])
     lines += train_summary(results["train"]) + modes_summary(results["modes"]) + metrics_summary(results["metrics"])
+    lines += gpu_summary(results.get("gpu", []))
     lines += ["## Notes", "", *(f"- {n}" for n in notes)] if notes else []
     return "\n".join(lines) + "\n"

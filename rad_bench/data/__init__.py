@@ -51,6 +51,11 @@ class DataConfig(BaseModel):
         """Raise :class:`DataError` naming the ``data.`` and suite fields when this data cannot
         serve ``need``. Cheap: nothing is generated or loaded (a reader may read file headers)."""
 
+    def eval_only(self) -> set[str]:
+        """The fields that shape only the evaluation episodes, never the training data: cells of a
+        sweep that differ in these alone share one training (:mod:`rad_bench.reuse`). None by default."""
+        return set()
+
 
 def check_episodes(
     need: Demand, *, episode_len: int | None = None, eval_episodes: int | None = None, retrieval: bool = False

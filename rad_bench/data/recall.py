@@ -49,6 +49,11 @@ recipe; 1.00 with it, 3 of 3 seeds): at K = 2 a uniform read of both writes alre
 and leads the gradient to the key, at K = 16 it is a grey blur with no such lead. Evaluation
 episodes always write all K (after ``W - K`` idle frames), are fixed (their own seed) and identical
 for every block and seed.
+
+``train_slots`` fixes the training mix at ``1 .. train_slots`` whatever ``slots`` is, so ``slots``
+then shapes the evaluation episodes only (:meth:`RecallConfig.eval_only`): one model per block and
+seed, trained on the whole mix, is scored at every K of a sweep, as Zoology evaluates MQAR (the
+runner reuses the training, :mod:`rad_bench.reuse`).
 """
 
 from __future__ import annotations
@@ -83,6 +88,10 @@ class RecallConfig(DataConfig):
         None, ge=1, description="W: frames of the write phase, the K writes last (default slots); fixed across K"
     )
     mix_slots: bool = Field(True, description="training episodes write 1..slots slots (Zoology's MQAR mix)")
+    train_slots: int | None = Field(
+        None, ge=1, description="training episodes write 1..train_slots slots (default slots); fixed, it makes "
+        "data.slots an evaluation setting: one training per block and seed serves every K of a sweep"
+    )  # fmt: skip
     delay_fill: Literal["blank", "values"] = Field(
         "blank", description="delay frames: grey background, or random values tied to no slot (interference)"
     )
@@ -93,6 +102,11 @@ class RecallConfig(DataConfig):
             raise ValueError(f"slots ({self.slots}) > max_slots ({self.max_slots}): raise max_slots or lower slots")
         if self.frame_size % 4:
             raise ValueError(f"frame_size ({self.frame_size}) must be a multiple of 4: the shapes fill quarters")
+        if self.train_slots is not None and self.train_slots > min(self.max_slots, self.writes):
+            raise ValueError(
+                f"train_slots ({self.train_slots}) > max_slots ({self.max_slots}) or the write frames "
+                f"({self.writes}): training episodes could not hold their writes; lower train_slots"
+            )
         if self.write_frames is not None and self.write_frames < self.slots:
             raise ValueError(
                 f"write_frames ({self.write_frames}) < slots ({self.slots}): the write phase holds one frame per "
@@ -104,6 +118,14 @@ class RecallConfig(DataConfig):
     def writes(self) -> int:
         """W: frames of the write phase (``write_frames``, default ``slots``)."""
         return self.slots if self.write_frames is None else self.write_frames
+
+    @property
+    def trained(self) -> int:
+        """The most slots a training episode writes (``train_slots``, default ``slots``)."""
+        return self.slots if self.train_slots is None else self.train_slots
+
+    def eval_only(self) -> set[str]:
+        return set() if self.train_slots is None else {"slots"}
 
     @property
     def episode_len(self) -> int:
@@ -225,13 +247,16 @@ class Recall(Dataset):
         self.frame_size = cfg.frame_size
         self.action_dim = cfg.max_slots + len(PHASES)
 
-    def episodes(self, n: int, g: torch.Generator, mix: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    def episodes(
+        self, n: int, g: torch.Generator, mix: bool = False, slots: int | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """``n`` episodes from ``g``: frames ``(n, T, 3, H, W)``, actions ``(n, T, a)``, places
         ``(n, T)``. Drawn one after the other, so the first ``m`` of ``n`` do not depend on ``n``.
-        With ``mix`` each writes a uniform random number of slots in ``1 .. slots``."""
-        draws = []
+        Each writes ``slots`` (default ``data.slots``) slots, or with ``mix`` a uniform random number
+        of slots in ``1 .. slots``."""
+        k, draws = slots or self.cfg.slots, []
         for _ in range(n):
-            written = int(torch.randint(1, self.cfg.slots + 1, (), generator=g)) if mix else None
+            written = int(torch.randint(1, k + 1, (), generator=g)) if mix else k
             draws.append(draw_episode(self.cfg, g, written))
         shown, slot, phase = (torch.stack(x) for x in zip(*draws))
         frames = render(shown, self.frame_size)
@@ -239,7 +264,7 @@ class Recall(Dataset):
 
     def sample(self, batch: int, clip_len: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
         self.cfg.check(Demand(clip_len, self.cfg.writes + self.cfg.delay, self.cfg.queries, 0))
-        frames, actions, _ = self.episodes(batch, g, mix=self.cfg.mix_slots)
+        frames, actions, _ = self.episodes(batch, g, mix=self.cfg.mix_slots, slots=self.cfg.trained)
         return frames, actions
 
     def eval_set(self, clips: int, context: int, horizon: int) -> EvalSet:

@@ -79,9 +79,25 @@ def write(run_dir: Path, sort_by: str | None = None, baseline: str | None = None
     return run.table
 
 
+REPORT_FILES = ("leaderboard.csv", "leaderboard.md", "report.md", "report.html")
+
+
+def _check_report_folder(out: Path) -> None:
+    """``out`` must be new, empty, or an earlier report (it has its leaderboard.md and report.html):
+    anything else may hold files of the user's that the report's would replace."""
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"{out}: is a file; pass a folder to --out")
+    if out.is_dir() and any(out.iterdir()) and not all((out / f).is_file() for f in REPORT_FILES[1::2]):
+        raise ReportError(
+            f"{out}: is not empty and holds no earlier report (leaderboard.md, report.html), so its files "
+            f"({', '.join(REPORT_FILES)}) could be replaced; pass a new or empty folder to --out"
+        )
+
+
 def write_combined(run_dirs: list[Path], out: Path) -> pd.DataFrame:
     """leaderboard.csv/.md and report.md/.html for several runs (one section per suite) into ``out``;
     figures go to ``out/figures/<suite>/`` and the run folders are left untouched."""
+    _check_report_folder(out)
     runs = [load_run(Path(d)) for d in run_dirs]
     for run, key in zip(runs, section_keys(runs)):
         draw_figures(run, out / "figures" / key)

@@ -1,0 +1,59 @@
+"""Cells that differ only in how they are evaluated share one training.
+
+A cell's *training key* is a hash of everything its training depends on: the suite without its
+``rollout``, ``metrics``, ``leaderboard``, name and description, the data section without the fields
+the dataset names evaluation-only (:meth:`rad_bench.data.DataConfig.eval_only`, e.g. the recall
+task's ``slots`` when ``train_slots`` is fixed), the block and the seed. A finished cell records its
+key in ``stats.json``; a later cell with the same key loads that cell's weights
+(``checkpoints/<cell>.pt``, the EMA weights the rollout uses) and training log instead of training
+again. On CPU training is deterministic, so the result equals a second training exactly
+(``tests/test_recall.py`` checks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from rad_bench.config import BlockSpec, Suite, data_config, resolved_dict
+from rad_bench.model.dit import VideoDiT
+from rad_bench.rundir import cell_done
+from rad_bench.train import TrainStats
+
+EVALUATION_ONLY = ("rollout", "metrics", "leaderboard", "name", "description", "sweep")
+
+
+def training_key(suite: Suite, spec: BlockSpec, seed: int) -> str:
+    """16 hex digits naming what a cell's training depends on (see the module docstring)."""
+    d = {k: v for k, v in resolved_dict(suite).items() if k not in EVALUATION_ONLY}
+    eval_only = data_config(suite).eval_only()
+    d["data"] = {k: v for k, v in d["data"].items() if k not in eval_only}
+    d["block"], d["seed"] = spec.model_dump(mode="json"), seed
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def find_trained(run_dir: Path, key: str) -> str | None:
+    """A finished cell of this run trained under ``key`` whose weights are still on disk."""
+    for stats in sorted((run_dir / "cells").glob("*/stats.json")):
+        cell = stats.parent.name
+        try:
+            same = json.loads(stats.read_text()).get("train_key") == key
+        except ValueError:
+            continue
+        if same and (run_dir / "checkpoints" / f"{cell}.pt").is_file() and cell_done(run_dir, cell):
+            return cell
+    return None
+
+
+def load_trained(run_dir: Path, cell: str, model: VideoDiT) -> TrainStats:
+    """``cell``'s trained weights into ``model``; its training statistics and loss log."""
+    ck = torch.load(run_dir / "checkpoints" / f"{cell}.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(ck["model"])
+    stats = json.loads((run_dir / "cells" / cell / "stats.json").read_text())
+    log_lines = (run_dir / "cells" / cell / "train_log.csv").read_text().splitlines()[1:]
+    log = [(int(s), float(v)) for s, v in (line.split(",") for line in log_lines if line)]
+    steps = int(stats["train_steps"])
+    return TrainStats(steps=steps, seconds=float(stats["train_step_s"]) * steps, log=log)
