@@ -37,9 +37,17 @@ class RolloutStats:
         return self.frames / max(self.seconds, 1e-9)
 
 
-def denoiser(model: nn.Module, action: Tensor, state: DiTState | None) -> Callable[[Tensor, Tensor], Tensor]:
-    """``predict(x, levels)`` for new frames read from ``state``, which it leaves unchanged."""
-    return lambda x, k: model(x, k, action, state)[0]
+def denoiser(
+    model: nn.Module, action: Tensor, state: DiTState | None, bf16: bool = False
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """``predict(x, levels)`` for new frames read from ``state``, which it leaves unchanged; with ``bf16``
+    the model runs under bf16 autocast and the prediction comes back in float32 (the sampler's dtype)."""
+
+    def predict(x: Tensor, k: Tensor) -> Tensor:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            return model(x, k, action, state)[0].float()
+
+    return predict
 
 
 def commit(model: nn.Module, x0: Tensor, action: Tensor, state: DiTState | None) -> DiTState:
@@ -61,11 +69,15 @@ def rollout(
     g: torch.Generator,
     progress: bool = True,
     desc: str = "rollout",
+    step_model: nn.Module | None = None,
+    bf16: bool = False,
 ) -> tuple[Tensor, RolloutStats]:
     """Generated frames ``(b, horizon, c, H, W)`` and timing/state statistics.
 
     A model with chunked attention (``train.mode: chunk``) generates a chunk of frames jointly, up to
-    the next multiple of ``window``, then commits it; otherwise one frame at a time."""
+    the next multiple of ``window``, then commits it; otherwise one frame at a time. ``step_model``
+    (e.g. ``torch.compile(model)``) runs the denoiser calls, ``sampling_steps`` of every frame's
+    ``sampling_steps + 1``, with ``bf16`` under bf16 autocast; commits run ``model`` in float32."""
     device = next(model.parameters()).device
     b, c, hw = frames.shape[0], frames.shape[2], frames.shape[3:]
     chunk = model.cfg.window if model.cfg.attention == "chunk" else 1
@@ -79,7 +91,8 @@ def rollout(
         t = min(chunk - (context + done) % chunk, horizon - done)
         a = actions[:, context + done : context + done + t].to(device)
         noise = torch.randn(b, t, c, *hw, generator=g).to(device)
-        x0 = diffusion.sample(denoiser(model, a, state), noise, sampling_steps)
+        predict = denoiser(model if step_model is None else step_model, a, state, bf16)
+        x0 = diffusion.sample(predict, noise, sampling_steps)
         state = commit(model, x0, a, state)
         out.append(x0)
         done += t

@@ -65,7 +65,7 @@ from rad_bench.rundir import (
     train_checkpoint,
 )
 from rad_bench.score import frame_tags, score_frames, score_sets
-from rad_bench.train import TrainStats, train
+from rad_bench.train import FastPath, TrainStats, train
 from rad_bench.utils import (
     atomic_write_bytes,
     atomic_write_text,
@@ -180,13 +180,15 @@ def _roll_out(
     ctx: RunContext, ev: EvalSet, model: VideoDiT, diffusion: Diffusion, cell: str
 ) -> tuple[torch.Tensor, RolloutStats]:
     """Generate every evaluation clip (batched); noise depends only on the clip index."""
-    r = ctx.suite.rollout
+    r, fast = ctx.suite.rollout, FastPath.of(ctx.suite.train, ctx.device)
+    step_model = torch.compile(model, dynamic=True) if fast.compile else model  # shapes grow with the state
     chunks, stats = [], []
     for i in range(0, r.clips, r.batch_size):
         gen, st = rollout(
             model, diffusion, ev.frames[i : i + r.batch_size], ev.actions[i : i + r.batch_size],
             context=r.context, horizon=r.horizon, sampling_steps=r.sampling_steps,
             g=torch.Generator().manual_seed(EVAL_NOISE_SEED + i), progress=ctx.progress, desc=f"rollout {cell}",
+            step_model=step_model, bf16=fast.bf16,
         )  # fmt: skip
         chunks.append(gen)
         stats.append(st)

@@ -154,3 +154,23 @@ def test_compile_and_bf16_forced_on_cpu():
     assert len(stats.log) == 3 and all(torch.isfinite(torch.tensor(v)) for _, v in stats.log)
     assert stats.fast == {"train_compile": True, "train_precision": "bf16", "train_batches_ahead": True}
     assert not hasattr(model, "_orig_mod") and "_orig_mod" not in next(iter(model.state_dict()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("compiled, bf16, tol", [(True, False, 1e-4), (False, True, 0.1)])
+def test_rollout_fast_path_on_cpu_matches_the_eager_float32_rollout(compiled, bf16, tol):
+    """The rollout's denoiser calls through ``torch.compile`` (dynamic shapes: the state grows) give the
+    eager result to float32 round-off; under bf16 autocast they stay close (frames live in [-1, 1])."""
+    from rad_bench.rollout import rollout
+
+    suite = _suite("blocks=[full_attn]")
+    model, diffusion, data = _setup(suite, "full_attn")
+    model.eval()
+    ev = data.eval_set(2, suite.rollout.context, suite.rollout.horizon)
+    r = suite.rollout
+    kw = {"context": r.context, "horizon": r.horizon, "sampling_steps": r.sampling_steps, "progress": False}
+    eager, _ = rollout(model, diffusion, ev.frames, ev.actions, g=torch.Generator().manual_seed(0), **kw)
+    step_model = torch.compile(model, dynamic=True) if compiled else None
+    fast, _ = rollout(model, diffusion, ev.frames, ev.actions, g=torch.Generator().manual_seed(0),
+                      step_model=step_model, bf16=bf16, **kw)  # fmt: skip
+    assert fast.dtype == torch.float32 and (fast - eager).abs().max() < tol
