@@ -79,7 +79,8 @@ def write(run_dir: Path, sort_by: str | None = None, baseline: str | None = None
     return run.table
 
 
-REPORT_FILES = ("leaderboard.csv", "leaderboard.md", "report.md", "report.html")
+REPORT_FILES = ("leaderboard.csv", "leaderboard.md", "report.md", "report.html")  # what a report writes
+REPORT_MARKS = ("leaderboard.md", "report.html")  # a folder holding both holds an earlier report
 
 
 def _check_report_folder(out: Path) -> None:
@@ -87,9 +88,9 @@ def _check_report_folder(out: Path) -> None:
     anything else may hold files of the user's that the report's would replace."""
     if out.exists() and not out.is_dir():
         raise ReportError(f"{out}: is a file; pass a folder to --out")
-    if out.is_dir() and any(out.iterdir()) and not all((out / f).is_file() for f in REPORT_FILES[1::2]):
+    if out.is_dir() and any(out.iterdir()) and not all((out / f).is_file() for f in REPORT_MARKS):
         raise ReportError(
-            f"{out}: is not empty and holds no earlier report (leaderboard.md, report.html), so its files "
+            f"{out}: is not empty and holds no earlier report ({', '.join(REPORT_MARKS)}), so its files "
             f"({', '.join(REPORT_FILES)}) could be replaced; pass a new or empty folder to --out"
         )
 
