@@ -123,6 +123,9 @@ class RolloutCfg(_Strict):
     context: int = Field(16, ge=1, description="ground-truth frames given before generation")
     horizon: int = Field(32, ge=1, description="frames generated with ground-truth actions")
     clips: int = Field(16, ge=1, description="evaluation episodes (the same for every block and seed)")
+    split: Literal["test", "validation"] = Field(
+        "test", description="which fixed episodes are scored: test (reported), or validation (choosing settings)"
+    )
     batch_size: int = Field(16, ge=1)
     sampling_steps: int = Field(10, ge=1)
     fvd_bucket: int | None = Field(None, ge=9, description="also FVD per bucket of this many generated frames")
@@ -380,7 +383,7 @@ def _check_sizes(suite: Suite, data: Any, where: str) -> None:
 
     r, m = suite.rollout, suite.model
     try:
-        data.check(Demand(suite.train.clip_len, r.context, r.horizon, r.clips))
+        data.check(Demand(suite.train.clip_len, r.context, r.horizon, r.clips, r.split))
     except DataError as e:
         raise SuiteError(f"{where}: {e}") from None
     frame = getattr(data, "frame_size", None)  # None: as stored in the files, checked when the model is built

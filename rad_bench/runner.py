@@ -91,7 +91,7 @@ class RunContext:
     limited: bool
     progress: bool
     git_sha: str
-    eval_sets: dict[str, EvalSet] = field(default_factory=dict)  # per data point (data_key), built lazily
+    eval_sets: dict[tuple[str, str], EvalSet] = field(default_factory=dict)  # per (data_key, split), built lazily
 
 
 @dataclass(frozen=True)
@@ -139,9 +139,10 @@ def data_key(suite: Suite) -> str:
 
 def eval_set_of(ctx: RunContext, c: Cell, data: Dataset) -> EvalSet:
     """The evaluation episodes of ``c``'s data point (the same for every block and seed), built once."""
-    key, r = data_key(c.suite), c.suite.rollout
+    r = c.suite.rollout
+    key = (data_key(c.suite), r.split)
     if key not in ctx.eval_sets:
-        ctx.eval_sets[key] = data.eval_set(r.clips, r.context, r.horizon)
+        ctx.eval_sets[key] = data.eval_set(r.clips, r.context, r.horizon, r.split)
     return ctx.eval_sets[key]
 
 
@@ -204,7 +205,7 @@ def _common(ctx: RunContext, c: Cell, cfg: DiTConfig, impl: str, params: tuple[i
         block_name=c.spec.name, variant=c.variant, seed=c.seed, reference=c.reference,
         train_mode=suite.train.mode, prefetch_grad=suite.train.prefetch_grad,
         clean_prefix=suite.train.clean_prefix, memory_action=suite.model.memory_action,
-        window=suite.model.window, attention=cfg.attention, reach=cfg.reach, impl=impl,
+        window=suite.model.window, attention=cfg.attention, split=suite.rollout.split, reach=cfg.reach, impl=impl,
         params_block=params[0], params_total=params[1], limited=ctx.limited, git_sha=ctx.git_sha,
     )  # fmt: skip
 

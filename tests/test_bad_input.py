@@ -296,6 +296,14 @@ def test_reader_suite_that_fits_validates(tmp_path):
     assert res.exit_code == 0, res.output
 
 
+def test_reader_has_no_validation_split(tmp_path):
+    teco_files(tmp_path / "teco")
+    p = reader_suite(tmp_path, tmp_path / "teco")
+    res = run(tmp_path, p, "--set", "rollout.split=validation")
+    assert_refused(res, re.escape(str(p)), "rollout.split: validation", "generated dataset")
+    assert_no_run_folder(tmp_path)
+
+
 @pytest.mark.parametrize(
     "damage, patterns",
     [

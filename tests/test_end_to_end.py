@@ -201,3 +201,16 @@ def test_capacity_figures_are_drawn_and_embedded(recall_run):
     assert "chance (0.125" in md and "Clip 0 (at slots=2)" in md
     page = (recall_run / "report.html").read_text()
     assert "<h2>Capacity</h2>" in page and page.count("data:image/png") >= 4
+
+
+def test_validation_split_scores_other_episodes_and_says_so(run_dir, tmp_path):
+    """``rollout.split: validation`` (choosing settings): held-out episodes, marked in every row and board."""
+    suite = load_suite(FIXTURES / "tiny.yaml", ["rollout.split=validation", "blocks=[none]", "metrics=[psnr]"])
+    out = run_suite(suite, results_root=tmp_path, progress=False, argv=["test"])
+    val, test = pd.read_csv(out / "metrics.csv"), pd.read_csv(run_dir / "metrics.csv")
+    assert (val["split"] == "validation").all() and (test["split"] == "test").all()
+    key = ["block", "clip", "frame", "metric"]
+    both = test.merge(val, on=key, suffixes=("_test", "_val"))
+    assert len(both) and (both["value_test"] != both["value_val"]).any()  # copy_last, recall_oracle, none differ
+    assert "**Validation split**" in (out / "leaderboard.md").read_text()
+    assert "**Validation split**" not in (run_dir / "leaderboard.md").read_text()

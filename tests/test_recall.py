@@ -110,6 +110,13 @@ def test_eval_set_is_fixed():
     assert (split(a.actions)[1][:, :K] == 0).all()  # evaluation always writes K slots
 
 
+def test_validation_episodes_are_held_out_from_the_test_episodes():
+    test, val = make().eval_set(8, K + D, Q), make().eval_set(8, K + D, Q, split="validation")
+    assert torch.equal(val.frames, make().eval_set(8, K + D, Q, split="validation").frames)  # fixed too
+    same = (test.frames == val.frames).flatten(1).all(1)
+    assert not same.any()  # no validation episode repeats a test episode
+
+
 @pytest.mark.parametrize("slots", [1, 4, 16])
 def test_every_query_is_a_revisit(slots):
     """depth 2, window 3: reach 5 frames; a delay of 4 is the least that puts every write beyond it."""

@@ -40,6 +40,20 @@ class Demand:
     context: int  # rollout.context
     horizon: int  # rollout.horizon
     clips: int  # rollout.clips
+    split: str = "test"  # rollout.split
+
+
+SPLITS = ("test", "validation")
+VALIDATION_OFFSET = 7_919  # added to a dataset's test seed to draw its validation episodes
+
+
+def eval_seed(test_seed: int, split: str) -> int:
+    """The fixed seed of a split's evaluation episodes. ``test`` (what leaderboards report) is drawn
+    at ``test_seed``; ``validation`` (for choosing settings such as learning rates, never reported)
+    is drawn at a seed of its own, independently of the test episodes and of any training seed."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return test_seed if split == "test" else test_seed + VALIDATION_OFFSET
 
 
 class DataConfig(BaseModel):
@@ -100,8 +114,9 @@ class Dataset(ABC):
         """A batch of training clips ``(frames (b, t, c, H, W), actions (b, t, a))``."""
 
     @abstractmethod
-    def eval_set(self, clips: int, context: int, horizon: int) -> EvalSet:
-        """Fixed evaluation episodes of ``context + horizon`` frames (identical for every block/seed)."""
+    def eval_set(self, clips: int, context: int, horizon: int, split: str = "test") -> EvalSet:
+        """Fixed evaluation episodes of ``context + horizon`` frames (identical for every block/seed):
+        the test episodes, or with ``split="validation"`` a held-out set drawn apart (:func:`eval_seed`)."""
 
 
 import_submodules(__name__)  # every dataset module registers itself: a new dataset is one new file here

@@ -42,9 +42,9 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from rad_bench.data import EvalSet, MissingDependencyError
+from rad_bench.data import EvalSet, MissingDependencyError, eval_seed
 from rad_bench.data.cache import Arrays, Episodes, onehot, shard_seed, stack_frames
-from rad_bench.data.recorded import RecordedConfig, RecordedEpisodes
+from rad_bench.data.recorded import RecordedConfig, RecordedEpisodes, shard_prefix
 from rad_bench.registry import register_dataset
 from rad_bench.utils import import_quietly
 
@@ -283,10 +283,10 @@ class Crafter(RecordedEpisodes):
             codes=stack(lambda s: place_codes(s["positions"], s["facing"], s["start"], r, facing)),
         )
 
-    def eval_set(self, clips: int, context: int, horizon: int) -> EvalSet:
+    def eval_set(self, clips: int, context: int, horizon: int, split: str = "test") -> EvalSet:
         n = self.eval_count(clips, context)
         length = context + horizon
         first_out = context - 1 if self.cfg.task == "retrieval" else None
-        split = f"eval-{self.cfg.task}-c{context}-len{length}"
-        shards = self._shards(split, EVAL_SEED, 1, n, length, first_out)
+        name = f"{shard_prefix(split)}-{self.cfg.task}-c{context}-len{length}"
+        shards = self._shards(name, eval_seed(EVAL_SEED, split), 1, n, length, first_out)
         return self.play(self._episodes(shards[:clips]), np.arange(length))

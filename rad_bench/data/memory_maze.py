@@ -64,9 +64,9 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from rad_bench.data import EvalSet, MissingDependencyError
+from rad_bench.data import EvalSet, MissingDependencyError, eval_seed
 from rad_bench.data.cache import Arrays, Episodes, bounce, onehot, shard_seed, stack_frames
-from rad_bench.data.recorded import RecordedConfig, RecordedEpisodes
+from rad_bench.data.recorded import RecordedConfig, RecordedEpisodes, shard_prefix
 from rad_bench.registry import register_dataset
 from rad_bench.utils import import_quietly
 
@@ -350,13 +350,13 @@ class MemoryMaze(RecordedEpisodes):
         assert self.cfg.frame_size is not None
         return episodes_from_shards(shards, self.cfg.maze, self.cfg.frame_size, self.cfg.action)
 
-    def eval_set(self, clips: int, context: int, horizon: int) -> EvalSet:
-        n = self.eval_count(clips, context)
+    def eval_set(self, clips: int, context: int, horizon: int, split: str = "test") -> EvalSet:
+        n, seed, prefix = self.eval_count(clips, context), eval_seed(EVAL_SEED, split), shard_prefix(split)
         if self.cfg.task == "retrieval":
-            shards = self._shards(f"eval-explore-len{context}", EVAL_SEED, 1, n, context, None)
+            shards = self._shards(f"{prefix}-explore-len{context}", seed, 1, n, context, None)
             idx = bounce(context + horizon, context - 1)
         else:
             length = context + horizon
-            shards = self._shards(f"eval-revisit{context}-len{length}", EVAL_SEED, 1, n, length, context)
+            shards = self._shards(f"{prefix}-revisit{context}-len{length}", seed, 1, n, length, context)
             idx = np.arange(length)
         return self.play(self._episodes(shards[:clips]), idx)

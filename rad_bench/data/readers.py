@@ -93,6 +93,12 @@ class ReaderConfig(DataConfig):
             self.retrace_prob = 0.5 if self.task == "retrieval" else 0.0
         return self
 
+    def no_split(self, split: str) -> str:
+        return (
+            f"rollout.split: {split}: data.name reads recorded files ({self.path}), which hold only training "
+            "and test episodes; choose settings on a generated dataset, or on held-out files as their own data.path"
+        )
+
     def split(self) -> tuple[list[Path], list[Path]]:
         """(training files, evaluation files) of ``data.path``."""
         files = npz_files(self.path, self.KEYS)
@@ -104,6 +110,8 @@ class ReaderConfig(DataConfig):
         return files[: -self.eval_episodes][: self.episodes], files[-self.eval_episodes :]
 
     def check(self, need: Demand) -> None:
+        if need.split != "test":
+            raise DataError(self.no_split(need.split))
         retrieval = self.task == "retrieval"
         check_episodes(need, episode_len=self.episode_len, eval_episodes=self.eval_episodes, retrieval=retrieval)
         train, evals = self.split()
@@ -174,7 +182,9 @@ class NpzEpisodes(EpisodeDataset):
         codes = torch.stack([p[3] for p in parts]) if parts[0][3] is not None else None
         return Episodes(*(torch.stack([p[i] for p in parts]) for i in range(3)), codes=codes)
 
-    def eval_set(self, clips: int, context: int, horizon: int) -> EvalSet:
+    def eval_set(self, clips: int, context: int, horizon: int, split: str = "test") -> EvalSet:
+        if split != "test":
+            raise DataError(self.cfg.no_split(split))
         need = Demand(2, context, horizon, clips)
         check_episodes(need, eval_episodes=len(self.eval_files), retrieval=self.cfg.task == "retrieval")
         if self.cfg.task == "retrieval":

@@ -66,7 +66,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from rad_bench.data import DataConfig, DataError, Dataset, Demand, EvalSet
+from rad_bench.data import DataConfig, DataError, Dataset, Demand, EvalSet, eval_seed
 from rad_bench.registry import register_dataset
 
 EVAL_SEED = 20_000_003  # evaluation episodes are fixed, independent of the training seed
@@ -267,7 +267,7 @@ class Recall(Dataset):
         frames, actions, _ = self.episodes(batch, g, mix=self.cfg.mix_slots, slots=self.cfg.trained)
         return frames, actions
 
-    def eval_set(self, clips: int, context: int, horizon: int) -> EvalSet:
-        self.cfg.check(Demand(self.cfg.episode_len, context, horizon, clips))
-        frames, actions, places = self.episodes(clips, torch.Generator().manual_seed(EVAL_SEED))
+    def eval_set(self, clips: int, context: int, horizon: int, split: str = "test") -> EvalSet:
+        self.cfg.check(Demand(self.cfg.episode_len, context, horizon, clips, split))
+        frames, actions, places = self.episodes(clips, torch.Generator().manual_seed(eval_seed(EVAL_SEED, split)))
         return EvalSet(frames=frames, actions=actions, places=places)

@@ -19,6 +19,11 @@ from rad_bench.data import DataConfig, Demand, check_episodes
 from rad_bench.data.cache import Arrays, EpisodeDataset, ShardStore, cache_root, config_hash
 
 
+def shard_prefix(split: str) -> str:
+    """Cache folder prefix of a split's evaluation shards (the test shards keep their old name, ``eval``)."""
+    return "eval" if split == "test" else "val"
+
+
 class RecordedConfig(DataConfig):
     """The ``data:`` keys every recorded dataset has; subclasses add their own and may set defaults."""
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from rad_bench.data import DataConfig, Dataset, Demand, EvalSet, check_episodes
+from rad_bench.data import DataConfig, Dataset, Demand, EvalSet, check_episodes, eval_seed
 from rad_bench.registry import register_dataset
 
 MOVES = np.array([[0, 0], [0, -1], [0, 1], [-1, 0], [1, 0]])  # stay, up, down, left, right as (dx, dy)
@@ -181,9 +181,10 @@ class Synthetic(Dataset):
         frames = crop_views(self.worlds[ep], pos, self.cfg.step, self.frame_size)
         return frames, self.actions(moves, pos)
 
-    def eval_set(self, clips: int, context: int, horizon: int) -> EvalSet:
+    def eval_set(self, clips: int, context: int, horizon: int, split: str = "test") -> EvalSet:
         # retrieval: explore for the context, then retrace the path in reverse during the rollout
-        worlds, moves, pos = self._episodes(clips, context + horizon, EVAL_SEED, first_explore=context - 1)
+        seed = eval_seed(EVAL_SEED, split)
+        worlds, moves, pos = self._episodes(clips, context + horizon, seed, first_explore=context - 1)
         frames = crop_views(worlds, pos, self.cfg.step, self.frame_size)
         places = pos[..., 0] * self.cfg.grid + pos[..., 1]
         return EvalSet(frames=frames, actions=self.actions(moves, pos), places=places)

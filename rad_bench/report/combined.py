@@ -10,13 +10,12 @@ import pandas as pd
 from rad_bench.report.document import Table
 from rad_bench.report.runs import RunReport
 from rad_bench.report.views import (
-    LIMITED_NOTE,
     REFERENCE_NOTE,
     TAG_NOTE,
+    caveats,
     compare_note,
     delta_column,
     has_reference,
-    is_limited,
     leaderboard_table,
     unit_note,
 )
@@ -45,7 +44,7 @@ def combined_notes(runs: list[RunReport]) -> str:
         for r in runs
     ]
     refs = [REFERENCE_NOTE] if any(has_reference(r.table) for r in runs) else []
-    limited = [LIMITED_NOTE] if any(is_limited(r.table) for r in runs) else []
+    limited = list(dict.fromkeys(note for r in runs for note in caveats(r.table)))
     return "\n".join([*limited, *per_suite, TAG_NOTE, *refs]) + "\n"
 
 

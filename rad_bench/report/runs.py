@@ -30,16 +30,15 @@ from rad_bench.report.figures import (
 from rad_bench.report.samples import sample_gif, sample_strip
 from rad_bench.report.tables import leaderboard, resolve_baseline, sort_table, unit_of, with_comparison
 from rad_bench.report.views import (
-    LIMITED_NOTE,
     REFERENCE_NOTE,
     TAG_NOTE,
+    caveats,
     compact_table,
     compare_note,
     delta_column,
     efficiency_table,
     frames_note,
     has_reference,
-    is_limited,
     leaderboard_table,
     plain,
     unit_note,
@@ -232,7 +231,7 @@ def run_table(run: RunReport) -> Table:
 
 
 def _limited_head(run: RunReport) -> str:
-    return LIMITED_NOTE + "\n\n" if is_limited(run.table) else ""
+    return "".join(note + "\n\n" for note in caveats(run.table))
 
 
 def markdown(run: RunReport) -> str:
@@ -261,9 +260,7 @@ def _run_meta(run: RunReport) -> str:
     parts.append(f"seeds {sorted(map(int, df['seed'].unique()))}")
     reach = ", ".join(f"{r} ({', '.join(b)})" for r, b in reach_groups(df).items())
     text = "; ".join(parts) + (f"; attention reach {reach}." if reach else ".")
-    if is_limited(run.table):
-        text += "\n" + LIMITED_NOTE
-    return text
+    return "\n".join([text, *caveats(run.table)])
 
 
 def _curve_items(run: RunReport) -> list[Item]:

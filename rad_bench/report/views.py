@@ -87,6 +87,22 @@ def is_limited(table: pd.DataFrame) -> bool:
     return "limited" in table and bool(flag(table["limited"]).any())
 
 
+VALIDATION_NOTE = (
+    "**Validation split** (`rollout.split: validation`): scored on held-out episodes, for choosing settings "
+    "such as the learning rate; the test episodes were not looked at. Do not report these numbers."
+)
+
+
+def is_validation(table: pd.DataFrame) -> bool:
+    """Does any row of this leaderboard score the validation episodes?"""
+    return "split" in table and bool(table["split"].astype(str).eq("validation").any())
+
+
+def caveats(table: pd.DataFrame) -> list[str]:
+    """The warnings a leaderboard opens with: a capped run, validation episodes."""
+    return [note for note, on in ((LIMITED_NOTE, is_limited(table)), (VALIDATION_NOTE, is_validation(table))) if on]
+
+
 def _compact_columns(table: pd.DataFrame, metrics: list[str], sort_by: str) -> list[tuple[str, str]]:
     """The headline columns: the sort metric per tag, then LPIPS and FVD overall when present."""
     m = split_column(sort_by)[0]
