@@ -74,6 +74,9 @@ class BlockSpec(_Strict):
 
     _safe = field_validator("name", "label")(safe_name)
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    lr: float | None = Field(
+        None, gt=0, description="this block's learning rate (default train.lr), chosen on validation"
+    )
 
     @property
     def display(self) -> str:

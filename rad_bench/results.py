@@ -34,7 +34,7 @@ REFERENCE_NAMES = ("copy_last", "recall_oracle")
 
 # the columns every metrics row of a cell carries, in this order (learned and reference cells alike)
 CELL_COLUMNS = (
-    "suite", "suite_version", "run", "block", "block_name", "variant", "seed", "reference", "train_mode",
+    "suite", "suite_version", "run", "block", "block_name", "variant", "seed", "reference", "train_mode", "lr",
     "prefetch_grad", "clean_prefix", "memory_action", "window", "attention", "reach", "split", "impl",
     "params_block", "params_total", "limited", "git_sha",
 )  # fmt: skip
@@ -45,7 +45,7 @@ STATE_COLUMNS = ("block", "seed", "frame", "state_bytes")
 # cell settings carried into the leaderboard when metrics.csv has them (they differ between cells)
 CARRY = (
     "variant", "train_mode", "attention", "window", "reach", "prefetch_grad", "clean_prefix", "memory_action",
-    "limited", "split",
+    "limited", "split", "lr",
 )  # fmt: skip
 SHOWN = ("train_mode", "window")  # of those, the ones leaderboard.md shows as columns
 

@@ -32,6 +32,7 @@ from rad_bench.config import (
     BlockSpec,
     Suite,
     SuiteError,
+    TrainCfg,
     check_memory,
     data_config,
     data_variants,
@@ -203,7 +204,8 @@ def _common(ctx: RunContext, c: Cell, cfg: DiTConfig, impl: str, params: tuple[i
     return cell_columns(
         suite=suite.name, suite_version=suite.version, run=ctx.run_dir.name, block=c.label,
         block_name=c.spec.name, variant=c.variant, seed=c.seed, reference=c.reference,
-        train_mode=suite.train.mode, prefetch_grad=suite.train.prefetch_grad,
+        train_mode=suite.train.mode, lr=None if c.reference else train_cfg(c).lr,
+        prefetch_grad=suite.train.prefetch_grad,
         clean_prefix=suite.train.clean_prefix, memory_action=suite.model.memory_action,
         window=suite.model.window, attention=cfg.attention, split=suite.rollout.split, reach=cfg.reach, impl=impl,
         params_block=params[0], params_total=params[1], limited=ctx.limited, git_sha=ctx.git_sha,
@@ -252,6 +254,12 @@ def _write_cell(ctx: RunContext, c: Cell, stats: dict[str, Any], log: list, rows
     write_csv(cell_dir / METRICS_CSV, rows)
 
 
+def train_cfg(c: Cell) -> TrainCfg:
+    """The cell's training settings: the suite's, with the block's own learning rate when it names one."""
+    lr = c.spec.lr
+    return c.suite.train if lr is None else c.suite.train.model_copy(update={"lr": lr})
+
+
 def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
     """Train, roll out, score and write one cell."""
     suite, cell = c.suite, c.name
@@ -266,7 +274,7 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
             tstats = load_trained(ctx.run_dir, origin, model)
     else:
         with phase(cell, f"train {suite.train.steps} steps"):
-            tstats = train(model, diffusion, data, suite.train, seed=c.seed, device=ctx.device,
+            tstats = train(model, diffusion, data, train_cfg(c), seed=c.seed, device=ctx.device,
                            desc=f"train {cell}", progress=ctx.progress,
                            checkpoint=train_checkpoint(ctx.run_dir, cell), cell=cell)  # fmt: skip
     if not is_main():

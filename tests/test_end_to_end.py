@@ -214,3 +214,21 @@ def test_validation_split_scores_other_episodes_and_says_so(run_dir, tmp_path):
     assert len(both) and (both["value_test"] != both["value_val"]).any()  # copy_last, recall_oracle, none differ
     assert "**Validation split**" in (out / "leaderboard.md").read_text()
     assert "**Validation split**" not in (run_dir / "leaderboard.md").read_text()
+
+
+def test_a_block_trains_at_its_own_learning_rate(tmp_path, monkeypatch):
+    """``blocks: [{name: x, lr: ...}]`` (chosen on the validation split) overrides train.lr for that block alone."""
+    from rad_bench import runner
+
+    seen, real = {}, runner.train
+
+    def spy(*args, cell, **kw):
+        seen[cell] = args[3].lr  # train(model, diffusion, data, cfg, ...)
+        return real(*args, cell=cell, **kw)
+
+    monkeypatch.setattr(runner, "train", spy)
+    suite = load_suite(FIXTURES / "tiny.yaml", ["blocks=[{name: none, lr: 0.02}, full_attn]", "metrics=[psnr]"])
+    out = run_suite(suite, results_root=tmp_path, progress=False, argv=["test"])
+    assert seen == {"none-s0": 0.02, "full_attn-s0": suite.train.lr}
+    lr = pd.read_csv(out / "metrics.csv").groupby("block")["lr"].first()
+    assert lr["none"] == 0.02 and lr["full_attn"] == suite.train.lr and math.isnan(lr["copy_last"])
