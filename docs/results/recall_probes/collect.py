@@ -3,7 +3,8 @@
 Reads each run folder's cells/*/metrics.csv (so a run stopped before its last cell still counts its
 finished cells): per cell, the mean recall_acc over the evaluation clips' query frames and the 95%
 t-interval over clips (one seed per cell), and its training step time from stats.json (wall seconds
-on the machine that ran it, shared with other jobs: a rough cost, not a benchmark).
+on the machine that ran it, shared with other jobs: a rough cost, not a benchmark), and which
+episodes it scored (``split``: test, or validation for the learning-rate probe).
 
     python docs/results/recall_probes/collect.py PROBE=RUN_DIR [PROBE=RUN_DIR ...] > probes.csv
 """
@@ -28,7 +29,8 @@ def cell_rows(probe: str, run_dir: Path) -> list[dict]:
         step_s = json.loads(stats.read_text()).get("train_step_s") if stats.is_file() else None
         rows.append({"probe": probe, "block": first.block, "seed": int(first.seed), "reference": first.reference,
                      "recall_acc": round(acc.mean(), 4), "ci95": round(half, 4), "clips": len(acc),
-                     "train_step_s": None if step_s is None else round(step_s, 3)})  # fmt: skip
+                     "train_step_s": None if step_s is None else round(step_s, 3),
+                     "split": first.get("split", "test")})  # fmt: skip
     return rows
 
 
