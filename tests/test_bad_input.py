@@ -129,8 +129,19 @@ def test_python_tags_are_refused_by_the_safe_loader(tmp_path, tag):
         ("blocks: [none]\nrollout: {context: 2.5}", [r"field 'rollout\.context'", "integer"]),
         ("blocks: none", [r"field 'blocks'", "valid list"]),
         ("blocks: [{label: x}]", [r"field 'blocks\[0\]\.name'", "required; add it"]),
+        ("blocks: [{name: none, lr: -1}]", [r"field 'blocks\[0\]\.lr'", "greater than 0", "-1"]),
+        ("blocks: [none]\nrollout: {split: val}", [r"field 'rollout\.split'", "'test' or 'validation'", "'val'"]),
     ],
-    ids=["steps_ten", "seeds_scalar", "window_negative", "context_float", "blocks_scalar", "block_without_name"],
+    ids=[
+        "steps_ten",
+        "seeds_scalar",
+        "window_negative",
+        "context_float",
+        "blocks_scalar",
+        "block_without_name",
+        "block_lr_negative",
+        "split_unknown",
+    ],  # fmt: skip
 )
 def test_wrong_types(tmp_path, body, patterns):
     p = suite_file(tmp_path, HEAD + body + "\n")
