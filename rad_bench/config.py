@@ -382,9 +382,14 @@ def variants(suite: Suite, where: str = "suite") -> list[tuple[str, Suite]]:
 
 def _check_sizes(suite: Suite, data: Any, where: str) -> None:
     """Sizes that depend on the data or the model preset: caught here, not minutes into a run."""
-    from rad_bench.data import DataError, Demand
+    from rad_bench.data import DataError, Demand, takes_split
 
     r, m = suite.rollout, suite.model
+    if r.split != "test" and not takes_split(DATASETS.get(suite.data["name"])):
+        raise SuiteError(
+            f"{where}: field 'rollout.split': data.name {suite.data['name']!r} draws no validation episodes (its "
+            "eval_set takes no split); use rollout.split: test, or give its eval_set a split (see data/synthetic.py)"
+        )
     try:
         data.check(Demand(suite.train.clip_len, r.context, r.horizon, r.clips, r.split))
     except DataError as e:

@@ -143,7 +143,8 @@ def eval_set_of(ctx: RunContext, c: Cell, data: Dataset) -> EvalSet:
     r = c.suite.rollout
     key = (data_key(c.suite), r.split)
     if key not in ctx.eval_sets:
-        ctx.eval_sets[key] = data.eval_set(r.clips, r.context, r.horizon, r.split)
+        split = {} if r.split == "test" else {"split": r.split}  # a dataset may predate splits (test only)
+        ctx.eval_sets[key] = data.eval_set(r.clips, r.context, r.horizon, **split)
     return ctx.eval_sets[key]
 
 

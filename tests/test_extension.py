@@ -21,7 +21,7 @@ import blocks
 import rad_bench.data
 import rad_bench.metrics.specs
 from rad_bench.build import make_dataset
-from rad_bench.config import load_suite
+from rad_bench.config import SuiteError, load_suite
 from rad_bench.registry import BLOCKS, DATASETS, METRICS, import_submodules
 from rad_bench.runner import run_suite
 
@@ -173,3 +173,12 @@ def test_new_block_metric_and_dataset_run_a_suite(extended, tmp_path):
     assert set(mae["block"]) == {"scratch_ema", "slow", "copy_last", "recall_oracle"}
     assert (mae["protocol"] == "scratch mae in [-1, 1]").all() and mae["value"].notna().all()
     assert "scratchmae_all ↓" in (run_dir / "leaderboard.md").read_text()
+
+
+def test_a_dataset_without_splits_serves_test_and_refuses_validation(extended):
+    """A dataset whose eval_set predates ``rollout.split`` (three arguments) keeps working on the test
+    episodes; asking it for validation episodes is a load-time error naming the field."""
+    data = "data={name: scratch_const, frame_size: 16}"
+    load_suite(FIXTURES / "tiny.yaml", [data])
+    with pytest.raises(SuiteError, match=r"field 'rollout\.split': data\.name 'scratch_const' draws no validation"):
+        load_suite(FIXTURES / "tiny.yaml", [data, "rollout.split=validation"])

@@ -7,6 +7,7 @@ evaluation set with ground-truth places for revisit tagging.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -45,6 +46,12 @@ class Demand:
 
 SPLITS = ("test", "validation")
 VALIDATION_OFFSET = 7_919  # added to a dataset's test seed to draw its validation episodes
+
+
+def takes_split(cls: type) -> bool:
+    """Can this dataset draw validation episodes (its ``eval_set`` has a ``split`` parameter)? One
+    written before ``rollout.split`` existed takes three arguments and serves the test episodes only."""
+    return "split" in inspect.signature(cls.eval_set).parameters
 
 
 def eval_seed(test_seed: int, split: str) -> int:
