@@ -230,13 +230,13 @@ def run_table(run: RunReport) -> Table:
     return leaderboard_table(run.table, run.metrics, delta=delta_column(run.table, run.sort_by, run.baseline))
 
 
-def _limited_head(run: RunReport) -> str:
+def _caveat_head(run: RunReport) -> str:
     return "".join(note + "\n\n" for note in caveats(run.table))
 
 
 def markdown(run: RunReport) -> str:
     """leaderboard.md of one run: the table and its notes (a limited run says so first)."""
-    return _limited_head(run) + run_table(run).markdown() + "\n" + notes(run)
+    return _caveat_head(run) + run_table(run).markdown() + "\n" + notes(run)
 
 
 def terminal(run: RunReport, wide: bool = False) -> str:
@@ -247,7 +247,7 @@ def terminal(run: RunReport, wide: bool = False) -> str:
     table = compact_table(run.table, run.metrics, run.sort_by, delta)
     ci = f"± 95% interval over {run.df[run.unit].nunique()} {run.unit}s"
     star = "; * = paired interval excludes 0" if delta else ""
-    return _limited_head(run) + table.markdown() + f"\n{ci}{star}. Every column: leaderboard.md or --wide.\n"
+    return _caveat_head(run) + table.markdown() + f"\n{ci}{star}. Every column: leaderboard.md or --wide.\n"
 
 
 def _run_meta(run: RunReport) -> str:
