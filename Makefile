@@ -37,7 +37,7 @@ ablations: install
 bench: install
 	$(BIN)/rad-bench bench
 
-# One GPU, < 8 min: pytest -m cuda, every block 200 steps on CUDA, bench --device cuda, a summary
+# One GPU, < 9.5 min: pytest -m cuda, every block 200 steps on CUDA, bench GPU rows at dit_s, a summary
 # (results/gpu-check/gpu_check.md). Needs a venv with a CUDA build of torch (README, GPU), so it does
 # not depend on `install`, which pins the CPU build; without CUDA it stops at once (exit 2).
 gpu-check:

@@ -288,13 +288,24 @@ def bench(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("results/bench"),
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(help="auto: cuda when available")] = "auto",
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch [default: one per core]")] = None,
+    section: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="run only this section, repeatable: rollout, scans, train, modes, metrics, gpu [default: all]"
+        ),
+    ] = None,
 ) -> None:
     """Measure efficiency on one device: rollout cost vs length, scans, training, metric throughput."""
+    from rad_bench.bench import ALL_SECTIONS
     from rad_bench.bench import run as run_bench
     from rad_bench.utils import set_threads
 
+    unknown = sorted(set(section or ()) - set(ALL_SECTIONS))
+    if unknown:
+        _fail(f"--section {', '.join(unknown)}: no such bench section; choose from {', '.join(ALL_SECTIONS)}")
+        return
     set_threads(threads)
-    run_bench(out, quick=quick, device=device, argv=sys.argv)
+    run_bench(out, quick=quick, device=device, argv=sys.argv, sections=tuple(section or ALL_SECTIONS))
 
 
 def main() -> None:

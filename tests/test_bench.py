@@ -63,3 +63,28 @@ def test_modes_compare_every_way_for_the_recurrent_blocks(out):
     assert set(df["way"]) == {"chunk", "frame", "frame (prefetch detached)", "naive window loop"}
     assert (df["s_per_step"] > 0).all()
     assert "frame / chunk" in (out / "summary.md").read_text()
+
+
+def test_flops_are_counted_in_training_mode_and_the_mode_restored():
+    """``train`` leaves the model in eval mode; cuDNN's LSTM has no backward for an eval-mode forward,
+    so counting a step's FLOPs right after it crashed lstm_attn on the first H100 run."""
+    from rad_bench.bench.common import QUICK, setup
+    from rad_bench.bench.training import train_flops
+    from rad_bench.build import make_model
+
+    b = setup("cpu", QUICK)
+    spec = next(s for s in b.suite.blocks if s.name == "lstm_attn")
+    model = make_model(b.suite, spec, b.data, "cpu").eval()
+    seen = []
+    model.register_forward_pre_hook(lambda m, _: seen.append(m.training))
+    assert train_flops(b, model, 2, b.suite.train.clip_len) > 0
+    assert seen and all(seen) and not model.training
+
+
+def test_section_runs_only_the_named_sections(tmp_path, capsys):
+    assert main(["--quick", "--device", "cpu", "--out", str(tmp_path), "--section", "scans", "--section", "gpu"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["env.json", "scans-cpu.csv", "summary.md"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Sections not run (--section): rollout, train, modes, metrics." in summary
+    assert main(["--section", "rollout", "--section", "fvd"]) == 2
+    assert "--section fvd: no such bench section; choose from rollout, scans" in capsys.readouterr().err

@@ -174,3 +174,22 @@ def test_rollout_fast_path_on_cpu_matches_the_eager_float32_rollout(compiled, bf
     fast, _ = rollout(model, diffusion, ev.frames, ev.actions, g=torch.Generator().manual_seed(0),
                       step_model=step_model, bf16=bf16, **kw)  # fmt: skip
     assert fast.dtype == torch.float32 and (fast - eager).abs().max() < tol
+
+
+@pytest.mark.parametrize("block", list_blocks())
+def test_every_block_rolls_out_under_bf16_autocast(block):
+    """``rad-bench bench`` times whole rollouts, commits included, under bf16 autocast. The fused LSTM
+    kernels refused that (cuDNN on the first H100 run: input float32, hidden state half; oneDNN on CPU:
+    no primitive), so the LSTM scan runs in float32 with autocast off; every block must come back finite
+    and close to its float32 rollout."""
+    from rad_bench.rollout import rollout
+
+    suite = load_suite(TINY, [f"blocks=[{block}]"])
+    model, diffusion, data = _setup(suite, block)
+    model.eval()
+    ev = data.eval_set(2, suite.rollout.context, 3)
+    kw = {"context": suite.rollout.context, "horizon": 3, "sampling_steps": 2, "progress": False}
+    ref, _ = rollout(model, diffusion, ev.frames, ev.actions, g=torch.Generator().manual_seed(0), **kw)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = rollout(model, diffusion, ev.frames, ev.actions, g=torch.Generator().manual_seed(0), **kw)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all() and (out - ref).abs().max() < 0.1

@@ -34,7 +34,9 @@ Every number comes from one run on one machine, so ratios never mix devices. Eve
 On CUDA the rollout is also timed under bf16 autocast (rows with ``dtype = bf16-autocast``).
 Outputs under ``--out``: ``{rollout,scans,train,modes,metrics}-<device>.csv``, ``env.json``,
 ``summary.md`` (:mod:`~rad_bench.bench.summary`: ratios with targets, PASS/MISS) and
-``rollout_ms_per_frame-<device>.png``.
+``rollout_ms_per_frame-<device>.png``. ``--section NAME`` (repeatable) runs only the named sections
+(``make gpu-check`` runs ``gpu`` alone: on an H100 every section at full sizes takes well over the
+check's minutes, most of it compiling each block's training step).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from rad_bench.results import write_csv
 from rad_bench.utils import atomic_write_bytes, atomic_write_text, env_info, resolve_device, write_json
 
 SECTIONS = ("rollout", "scans", "train", "modes", "metrics")
+ALL_SECTIONS = (*SECTIONS, "gpu")
 RUNNERS: dict[str, Callable[[Bench], list[dict[str, Any]]]] = {
     "rollout": bench_rollout,
     "scans": bench_scans,
@@ -68,25 +71,37 @@ RUNNERS: dict[str, Callable[[Bench], list[dict[str, Any]]]] = {
 }
 
 
-def run(out: Path, *, quick: bool = False, device: str = "auto", argv: list[str] | None = None) -> Path:
-    """Every section on ``device`` (``auto``: cuda when available) at full or ``quick`` sizes; CSVs,
-    ``env.json``, ``summary.md`` and the rollout figure into ``out``, which is returned."""
+def run(
+    out: Path,
+    *,
+    quick: bool = False,
+    device: str = "auto",
+    argv: list[str] | None = None,
+    sections: tuple[str, ...] = ALL_SECTIONS,
+) -> Path:
+    """The ``sections`` (default: all) on ``device`` (``auto``: cuda when available) at full or ``quick``
+    sizes; CSVs, ``env.json``, ``summary.md`` and the rollout figure into ``out``, which is returned."""
+    unknown = sorted(set(sections) - set(ALL_SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown bench section(s) {unknown}; choose from {list(ALL_SECTIONS)}")
     start = time.perf_counter()
     b = setup(resolve_device(device), QUICK if quick else FULL)
     env = {**env_info(b.device), "device_name": b.name, "quick": quick, "sizes": asdict(b.sizes)}
-    env["argv"] = sys.argv if argv is None else argv
+    env.update(sections=list(sections), argv=sys.argv if argv is None else argv)
     write_json(out / "env.json", env)
     log(f"{b.tag} ({b.name}), {torch.get_num_threads()} threads, blocks {[s.name for s in b.suite.blocks]}")
     results = {}
-    for name in SECTIONS:
+    for name in (s for s in SECTIONS if s in sections):
         log(f"== {name}")
         results[name] = RUNNERS[name](b)
         write_csv(out / f"{name}-{b.tag}.csv", results[name])
-    log("== gpu")
-    results["gpu"] = bench_gpu(b)  # CUDA only; on CPU a note in summary.md
-    if results["gpu"]:
-        write_csv(out / f"gpu-{b.tag}.csv", results["gpu"])
-    atomic_write_bytes(out / f"rollout_ms_per_frame-{b.tag}.png", plot_rollout(results["rollout"], b.name))
+    if "gpu" in sections:
+        log("== gpu")
+        results["gpu"] = bench_gpu(b)  # CUDA only; on CPU a note in summary.md
+        if results["gpu"]:
+            write_csv(out / f"gpu-{b.tag}.csv", results["gpu"])
+    if "rollout" in results:
+        atomic_write_bytes(out / f"rollout_ms_per_frame-{b.tag}.png", plot_rollout(results["rollout"], b.name))
     atomic_write_text(out / "summary.md", summary_md(b, env, results, time.perf_counter() - start))
     log(f"wrote {out} in {time.perf_counter() - start:.0f} s")
     return out

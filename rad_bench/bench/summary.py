@@ -209,8 +209,11 @@ def summary_md(b: Bench, env: dict[str, Any], results: dict[str, list[dict[str, 
         f"All ratios are from this one run on this one device.",
         "",
     ]
-    lines += rollout_summary(results["rollout"]) + scans_summary(results["scans"])
-    lines += train_summary(results["train"]) + modes_summary(results["modes"]) + metrics_summary(results["metrics"])
-    lines += gpu_summary(results.get("gpu", []))
+    parts = {"rollout": rollout_summary, "scans": scans_summary, "train": train_summary, "modes": modes_summary,
+             "metrics": metrics_summary, "gpu": gpu_summary}  # fmt: skip
+    for name, part in parts.items():
+        lines += part(results[name]) if name in results else []
+    skipped = [name for name in parts if name not in results]
+    notes += [f"Sections not run (--section): {', '.join(skipped)}."] if skipped else []
     lines += ["## Notes", "", *(f"- {n}" for n in notes)] if notes else []
     return "\n".join(lines) + "\n"

@@ -38,13 +38,19 @@ def train_batch(b: Bench, cfg: TrainCfg, batch: int, clip_len: int) -> tuple[Ten
 
 
 def train_flops(b: Bench, model: VideoDiT, batch: int, clip_len: int) -> int:
-    """FLOPs of one training step's forward + backward (the optimizer step is not counted)."""
+    """FLOPs of one training step's forward + backward (the optimizer step is not counted), counted in
+    training mode whatever mode ``model`` is in (``train`` leaves it in eval mode, and cuDNN's LSTM has
+    no backward for an eval-mode forward: the first H100 run crashed here), then restored."""
     frames, actions, k, eps = train_batch(b, b.suite.train, batch, clip_len)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        loss = training_loss(model, b.diffusion, frames, actions, k, eps, b.suite.train)
-        loss.backward()
-    model.zero_grad(set_to_none=True)
+    counter, was_training = FlopCounterMode(display=False), model.training
+    model.train()
+    try:
+        with counter:
+            loss = training_loss(model, b.diffusion, frames, actions, k, eps, b.suite.train)
+            loss.backward()
+    finally:
+        model.train(was_training)
+        model.zero_grad(set_to_none=True)
     return counter.get_total_flops()
 
 

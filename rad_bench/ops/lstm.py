@@ -46,8 +46,16 @@ def lstm_scan(
 
     The halves are column slices of ``weight``, so their rows are strided; cuDNN rejects such views
     ("view size is not compatible with input tensor's size and stride"), hence ``.contiguous()``:
-    a copy that autograd differentiates, so the gradient still flows into the fused ``weight``."""
-    w_x, w_h = weight.split([weight.shape[1] - h.shape[-1], h.shape[-1]], dim=1)
-    params = [w_x.contiguous(), w_h.contiguous(), bias, torch.zeros_like(bias)]
-    hs, h, c = torch.lstm(x, (h[None], c[None]), params, True, 1, 0.0, training, False, True)
+    a copy that autograd differentiates, so the gradient still flows into the fused ``weight``.
+
+    It runs in float32 with autocast off: under a bf16 autocast the fused kernels get inputs and
+    states of different dtypes and refuse them (cuDNN: "Input and hidden tensors are not the same
+    dtype", seen on the first H100 run; oneDNN on CPU: no LSTM primitive), and a recurrent state
+    is better kept in float32 anyway (float64 stays float64: the oracle tests). ``hs`` comes back in
+    that dtype; autocast casts it where it is used."""
+    dt = torch.promote_types(torch.promote_types(x.dtype, weight.dtype), torch.float32)
+    w_x, w_h = weight.to(dt).split([weight.shape[1] - h.shape[-1], h.shape[-1]], dim=1)
+    params = [w_x.contiguous(), w_h.contiguous(), bias.to(dt), torch.zeros_like(bias, dtype=dt)]
+    with torch.autocast(x.device.type, enabled=False):
+        hs, h, c = torch.lstm(x.to(dt), (h[None].to(dt), c[None].to(dt)), params, True, 1, 0.0, training, False, True)
     return hs, h[0], c[0]
