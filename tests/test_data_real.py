@@ -163,6 +163,40 @@ def test_training_clips_retrace_consistently():
     assert bool(((plain[:, 1:] - plain[:, :-1]) == 1).all())
 
 
+def test_pose_features_tell_apart_views_that_share_a_place_id():
+    """Four frames inside one cell and one heading bin: one place id, four different pose features;
+    the same pose gives the same features."""
+    pos = np.array([[2.1, 3.1], [2.35, 3.1], [2.6, 3.1], [2.6, 3.1]])
+    ang = np.radians([0.0, 0.0, 18.0, 18.0])
+    dirs = np.stack([np.cos(ang), np.sin(ang)], -1)
+    assert len(set(mm.place_ids(pos, dirs, 9).tolist())) == 1
+    f = mm.pose_features(pos, dirs, 9, 8)
+    assert f.shape == (4, 48) and f.dtype == np.float32 and np.abs(f).max() <= 1
+    assert np.array_equal(f[2], f[3])
+    d = np.linalg.norm(f[:3, None] - f[None, :3], axis=-1)
+    assert d[np.triu_indices(3, 1)].min() > 0.5  # a quarter cell or one 18-degree turn apart
+
+
+def test_pose_features_follow_the_frame_shown():
+    """A retrace shows context frames again, with their poses: the action vector ends in the pose
+    features of the frame shown, so a retraced frame's are those of the frame it repeats."""
+
+    class Posed(_Toy):
+        pose_dim = 2
+
+        def __init__(self) -> None:
+            super().__init__()
+            t = torch.arange(10, dtype=torch.float32)
+            self.train.poses = torch.stack([t, -t], -1)[None].repeat(3, 1, 1) + 100 * torch.arange(3.0)[:, None, None]
+            self.use(self.train)
+
+    ds = Posed()
+    ev = ds.eval_set(3, 6, 5)
+    assert ev.actions.shape[-1] == 6 + 20 + 2
+    shown = torch.tensor([0, 1, 2, 3, 4, 5, 4, 3, 2, 1, 0], dtype=torch.float32)
+    assert torch.equal(ev.actions[1, :, -2:], torch.stack([shown + 100, -shown + 100], -1))
+
+
 # --------------------------------------------------------------------------------------------
 #                                   Explorer and walker (no rendering)
 # --------------------------------------------------------------------------------------------

@@ -327,12 +327,14 @@ def onehot(index: np.ndarray, n: int) -> np.ndarray:
 class Episodes:
     """Recorded episodes in memory: ``frames`` uint8 ``(E, T, 3, H, W)``; per frame ``motion (E, T, m)``
     (one-hot of the action that led into it, zeros for none), ``places`` long ``(E, T)`` (revisit
-    tags) and optional ``codes`` long ``(E, T)`` (index of the one-hot place code)."""
+    tags), optional ``codes`` long ``(E, T)`` (index of the one-hot place code) and optional ``poses``
+    float ``(E, T, p)`` (features of the exact pose, appended to the action vector as they are)."""
 
     frames: Tensor
     motion: Tensor
     places: Tensor
     codes: Tensor | None = None
+    poses: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -343,17 +345,19 @@ class EpisodeDataset(Dataset):
     in ``__init__`` and calls :meth:`use`.
 
     Action vector per frame: the signed motion one-hot (:func:`motion_codes`) followed by the
-    one-hot place code when the dataset has one (``code_dim > 0``)."""
+    one-hot place code when the dataset has one (``code_dim > 0``) and the pose features when it has
+    them (``pose_dim > 0``)."""
 
     channels = 3
     retrace_prob: float = 0.0
     code_dim: int = 0
+    pose_dim: int = 0
     train: Episodes
 
     def use(self, train: Episodes) -> None:
         self.train = train
         self.frame_size = int(train.frames.shape[-1])
-        self.action_dim = int(train.motion.shape[-1]) + self.code_dim
+        self.action_dim = int(train.motion.shape[-1]) + self.code_dim + self.pose_dim
 
     def actions(self, eps: Episodes, ep: Tensor, idx: Tensor) -> Tensor:
         """Action vectors ``(b, L, a)`` of episodes ``ep (b,)`` played at indices ``idx (b, L)``."""
@@ -361,6 +365,10 @@ class EpisodeDataset(Dataset):
         if self.code_dim:
             assert eps.codes is not None
             parts.append(F.one_hot(torch.gather(eps.codes[ep], 1, idx), self.code_dim).float())
+        if self.pose_dim:
+            assert eps.poses is not None and eps.poses.shape[-1] == self.pose_dim
+            poses = eps.poses[ep]
+            parts.append(torch.gather(poses, 1, idx[..., None].expand(*idx.shape, poses.shape[-1])))
         return torch.cat(parts, dim=-1)
 
     def clip_indices(self, batch: int, clip_len: int, g: torch.Generator) -> Tensor:

@@ -25,7 +25,11 @@ Equal ids = the same view up to a quarter turn and a cell, which is what revisit
 the action that led into the frame; negated when the frame is reached by playing backward; zeros
 for a clip's first frame) + the one-hot place code of the frame shown (``maze**2 * 4`` entries,
 the place id itself). As in ``synthetic``, the place code gives the model an equality key for
-"same place"; Po et al. also condition on the agent pose. ``action: move`` / ``pose`` keep one part.
+"same place"; Po et al. also condition on the agent pose. With ``pose_features: F`` the vector also
+ends in ``6 F`` Fourier features of the exact pose (:func:`pose_features`): a place id is shared by
+every view inside a cell and a 90-degree heading bin (often the last 4-5 frames of a walk), so only
+the exact pose tells the model which of them a retrace returns to. ``action: move`` / ``pose`` keep
+one part (``pose``: place code and pose features).
 
 **Tasks** (``task``; the evaluation episodes are fresh mazes, fixed whatever the run seed):
 
@@ -89,6 +93,9 @@ class MemoryMazeConfig(RecordedConfig):
     frame_size: int | None = Field(None, ge=8, le=64, description="side in pixels (64 = native, else area-averaged)")
     retrace_prob: float | None = Field(None, ge=0, le=1, description="default: 0.5 for retrieval, 0 for reasoning")
     target_border: bool = Field(False, description="draw memory_maze's target-colour border")
+    pose_features: int = Field(
+        0, ge=0, le=16, description="Fourier frequencies of the exact pose appended to the place code (0: none)"
+    )
 
     @model_validator(mode="after")
     def _profile(self) -> MemoryMazeConfig:
@@ -319,12 +326,26 @@ def make_shard(gen: dict[str, Any], seed: int, split: int, revisit_after: int | 
 # --------------------------------------------------------------------------------------------
 
 
-def episodes_from_shards(shards: list[Arrays], maze: int, frame_size: int, action: str) -> Episodes:
+def pose_features(positions: np.ndarray, directions: np.ndarray, maze: int, frequencies: int) -> np.ndarray:
+    """``(..., 6 F)`` float32 Fourier features of the exact pose: ``sin, cos`` of ``2 pi f x / maze``,
+    ``2 pi f y / maze`` and ``f * heading`` for ``f = 1..F``. Equal poses give equal features and
+    near poses near ones (the finest wavelength, ``maze / F`` cells and ``360 / F`` degrees, is about
+    a cell at F = 8), where a place id lumps every view inside a cell and a 90-degree bin together."""
+    f = np.arange(1, frequencies + 1, dtype=np.float64)
+    heading = np.arctan2(directions[..., 1], directions[..., 0])[..., None]
+    angles = [2 * np.pi * f * positions[..., i : i + 1] / maze for i in (0, 1)] + [f * heading]
+    return np.concatenate([g(a) for a in angles for g in (np.sin, np.cos)], axis=-1).astype(np.float32)
+
+
+def episodes_from_shards(shards: list[Arrays], maze: int, frame_size: int, action: str, pose: int = 0) -> Episodes:
     places = torch.from_numpy(np.stack([place_ids(s["positions"], s["directions"], maze) for s in shards]))
     motion = torch.from_numpy(np.stack([onehot(s["actions"].astype(np.int64), len(ACTIONS)) for s in shards]))
     if action == "pose":
         motion = motion[..., :0]
-    return Episodes(frames=stack_frames(shards, frame_size), motion=motion, places=places, codes=places)
+    poses = None
+    if pose and action != "move":
+        poses = torch.from_numpy(np.stack([pose_features(s["positions"], s["directions"], maze, pose) for s in shards]))
+    return Episodes(frames=stack_frames(shards, frame_size), motion=motion, places=places, codes=places, poses=poses)
 
 
 @register_dataset("memory_maze")
@@ -338,6 +359,7 @@ class MemoryMaze(RecordedEpisodes):
         super().__init__(cfg)
         self.retrace_prob = float(cfg.retrace_prob or 0.0)
         self.code_dim = 0 if cfg.action == "move" else cfg.maze**2 * 4
+        self.pose_dim = 0 if cfg.action == "move" else 6 * cfg.pose_features
         assert cfg.episodes is not None and cfg.episode_len is not None
         shards = self._shards(f"train-s{cfg.data_seed}", cfg.data_seed, 0, cfg.episodes, cfg.episode_len, None)
         self.use(self._episodes(shards))
@@ -348,7 +370,7 @@ class MemoryMaze(RecordedEpisodes):
 
     def _episodes(self, shards: list[Arrays]) -> Episodes:
         assert self.cfg.frame_size is not None
-        return episodes_from_shards(shards, self.cfg.maze, self.cfg.frame_size, self.cfg.action)
+        return episodes_from_shards(shards, self.cfg.maze, self.cfg.frame_size, self.cfg.action, self.cfg.pose_features)
 
     def eval_set(self, clips: int, context: int, horizon: int, split: str = "test") -> EvalSet:
         n, seed, prefix = self.eval_count(clips, context), eval_seed(EVAL_SEED, split), shard_prefix(split)
