@@ -32,6 +32,7 @@ def model_config(suite: Suite, data: Dataset) -> DiTConfig:
         mlp_ratio=m.mlp_ratio,
         attention=attention_for(suite.train.mode),
         memory_action=m.memory_action,
+        anchor=m.anchor,
         impl=suite.impl,
         **preset,  # type: ignore[arg-type]
     )

@@ -47,6 +47,7 @@ class ModelCfg(_Strict):
     mlp_ratio: float = Field(4.0, gt=0)
     match_params: bool = Field(True, description="widen MLPs so every block's model has the same size")
     memory_action: bool = Field(True, description="feed the action embedding to the memory blocks (RAD)")
+    anchor: bool = Field(False, description="x0 = the last clean frame + the model's correction (prediction x0)")
 
     @field_validator("preset")
     @classmethod
@@ -211,6 +212,8 @@ class Suite(_Strict):
             raise ValueError(f"seeds: duplicates in {self.seeds}")
         if bad := [s for s in self.seeds if not 0 <= s < 2**31]:
             raise ValueError(f"seeds: {bad} out of range; use seeds in [0, 2**31)")
+        if self.model.anchor and self.diffusion.prediction != "x0":
+            raise ValueError("model.anchor adds the last clean frame to an x0 prediction: set diffusion.prediction: x0")
         if self.rollout.sampling_steps > self.diffusion.levels:
             raise ValueError(
                 f"rollout.sampling_steps ({self.rollout.sampling_steps}) > diffusion.levels "

@@ -140,3 +140,38 @@ def test_rollout_past_the_window(name):
     grows = stats.state_bytes[-1] > stats.state_bytes[0]
     assert grows == (name == "full_attn")
     assert torch.equal(run()[0], out)  # same noise seed, same frames
+
+
+ANCHORED = DiTConfig(frame_size=8, patch=4, dim=32, depth=2, heads=2, window=3, action_dim=5, anchor=True)
+
+
+def test_anchor_at_zero_init_predicts_the_last_clean_frame():
+    """``anchor``: x0 = the most recent clean frame before each frame (inside the call, else the state's
+    last committed frame, else zeros) + the head, which starts at zero."""
+    model = build_model(ANCHORED, get_block("full_attn"), {})
+    x, _, a = batch(t=5)
+    k = torch.tensor([[0, 7, 0, 3, 9], [5, 0, 2, 0, 0]])
+    y, state = model(x, k, a)
+    torch.testing.assert_close(y[0], torch.stack([torch.zeros_like(x[0, 0]), x[0, 0], x[0, 0], x[0, 2], x[0, 2]]))
+    torch.testing.assert_close(y[1], torch.stack([torch.zeros_like(x[1, 0])] * 2 + [x[1, 1]] * 2 + [x[1, 3]]))
+    torch.testing.assert_close(state.last, torch.stack([x[0, 2], x[1, 4]]))
+    y2, _ = model(x[:, :1], torch.full((2, 1), 9), a[:, :1], state)  # a new noisy frame reads state.last
+    torch.testing.assert_close(y2[:, 0], state.last)
+
+
+@pytest.mark.parametrize("name", ["none", "lstm_attn"])
+def test_anchor_frame_by_frame_equals_parallel(name):
+    torch.manual_seed(0)
+    model = build_model(ANCHORED, get_block(name), {})
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x, k, a = batch(t=6)
+    k[:, ::2] = 0  # clean frames between noisy ones
+    with torch.no_grad():
+        y, _ = model(x, k, a)
+        state, ys = None, []
+        for i in range(6):
+            yi, state = model(x[:, i : i + 1], k[:, i : i + 1], a[:, i : i + 1], state)
+            ys.append(yi)
+    torch.testing.assert_close(torch.cat(ys, 1), y, atol=2e-5, rtol=1e-4)

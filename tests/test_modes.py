@@ -34,9 +34,9 @@ def batch(seed: int = 0, t: int = T):
     return frames, actions, levels, torch.randn(frames.shape, generator=g)
 
 
-@pytest.mark.parametrize("name", list_blocks())
-def test_frame_prefetch_equals_naive_window_loop(name):
-    model, diffusion = make_model(name), Diffusion(100, "x0")
+@pytest.mark.parametrize("name, anchor", [(n, False) for n in list_blocks()] + [("lstm_attn", True)])
+def test_frame_prefetch_equals_naive_window_loop(name, anchor):
+    model, diffusion = make_model(name, anchor=anchor), Diffusion(100, "x0")
     frames, actions, k, eps = batch()
     fast = modes.training_loss(model, diffusion, frames, actions, k, eps, TrainCfg(mode="frame"))
     fast_grads = torch.autograd.grad(fast, list(model.parameters()), allow_unused=True)

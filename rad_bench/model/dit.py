@@ -56,6 +56,7 @@ class DiTConfig:
     action_dim: int = 7
     attention: str = "sliding"  # "sliding" window per frame, or "chunk": non-overlapping chunks of `window`
     memory_action: bool = True  # the memory blocks get the action embedding (RAD), else zeros
+    anchor: bool = False  # the output (an x0 prediction) is the last clean frame plus the head's correction
     impl: str = "auto"  # op implementation the memory blocks run: auto | kernel | ref (the suite's `impl`)
 
     @property
@@ -80,9 +81,10 @@ class DiTState:
     t0: int = 0  # absolute index of the next frame (temporal RoPE position)
     kv: list[tuple[Tensor, Tensor] | None] = field(default_factory=list)  # per layer, (b n) h w e
     mem: list[State] = field(default_factory=list)  # per layer memory-block state
+    last: Tensor | None = None  # the most recent clean frame (b, c, H, W), the next anchor (``anchor`` only)
 
     def nbytes(self) -> tuple[int, int]:
-        """(window KV cache bytes, memory-block state bytes)."""
+        """(window KV cache bytes, memory-block state bytes); ``last`` (one frame) is not counted."""
         kv = sum(k.numel() * k.element_size() * 2 for k, _ in filter(None, self.kv))
         return kv, sum(state_bytes(s) for s in self.mem)
 
@@ -297,13 +299,37 @@ class VideoDiT(nn.Module):
                 h, kv, mem, _ = layer(h, cond, a_mem, kv, mem, state.t0, rope_sp)
                 kvs.append(kv)
                 mems.append(mem)
-            return self._head(h, cond), DiTState(t0=state.t0 + x.shape[1], kv=kvs, mem=mems)
+            anchor, last = self._anchors(x, levels, state)
+            return self._head(h, cond, anchor), DiTState(t0=state.t0 + x.shape[1], kv=kvs, mem=mems, last=last)
         with torch.set_grad_enabled(prefetch_grad and torch.is_grad_enabled()):
             ctxs, new_state = self._prefetch(clean, actions, state)
         h, cond, a_mem, rope_sp = self._embed(x, levels, actions)
         for layer, ctx in zip(self.layers, ctxs):
             h = layer.denoise(h, cond, a_mem, ctx, state.t0, rope_sp)
-        return self._head(h, cond), new_state
+        anchor = None
+        if self.cfg.anchor:  # every frame's anchor is the clean frame before it
+            anchor = torch.cat([self._previous(state, clean)[:, None], clean[:, :-1]], dim=1)
+            new_state.last = clean[:, -1]
+        return self._head(h, cond, anchor), new_state
+
+    @staticmethod
+    def _previous(state: DiTState, x: Tensor) -> Tensor:
+        """The clean frame before a call: ``state.last``, or zeros at the start of a clip."""
+        return state.last if state.last is not None else x.new_zeros(x.shape[0], *x.shape[2:])
+
+    def _anchors(self, x: Tensor, levels: Tensor, state: DiTState) -> tuple[Tensor | None, Tensor | None]:
+        """Per frame of ``x``, the most recent clean frame before it (a frame of ``x`` at level 0, else
+        ``state.last``, else zeros), and the most recent clean frame after the call (the next
+        ``state.last``). ``(None, None)`` without ``cfg.anchor``."""
+        if not self.cfg.anchor:
+            return None, None
+        b, t = levels.shape
+        frames = torch.cat([self._previous(state, x)[:, None], x], dim=1)  # (b, t + 1, c, H, W)
+        clean = torch.cat([torch.full((b, 1), state.last is not None, device=x.device), levels == 0], dim=1)
+        pos = torch.arange(t + 1, device=x.device).expand(b, t + 1)
+        recent = torch.where(clean, pos, 0).cummax(dim=1).values  # (b, t + 1): latest clean index so far
+        pick = lambda i: frames[torch.arange(b, device=x.device)[:, None], i]  # noqa: E731
+        return pick(recent[:, :t]), pick(recent[:, t:])[:, 0]
 
     def _prefetch(self, clean: Tensor, actions: Tensor, state: DiTState) -> tuple[list[LayerContext], DiTState]:
         levels = torch.zeros(clean.shape[:2], dtype=torch.long, device=clean.device)
@@ -328,11 +354,12 @@ class VideoDiT(nn.Module):
         rope_sp = rope_2d(self.cfg.side, self.cfg.dim // self.cfg.heads, x.device)
         return self.x_embedder(tokens), cond, a_mem, rope_sp
 
-    def _head(self, h: Tensor, cond: Tensor) -> Tensor:
+    def _head(self, h: Tensor, cond: Tensor, anchor: Tensor | None = None) -> Tensor:
         p, side = self.cfg.patch, self.cfg.side
         shift, scale = self.final_ada(cond)[:, :, None].chunk(2, dim=-1)
         out = self.final_out(modulate(self.final_norm(h), shift, scale))  # (b, t, n, p*p*c)
-        return rearrange(out, "b t (i j) (p1 p2 c) -> b t c (i p1) (j p2)", i=side, p1=p, p2=p)
+        out = rearrange(out, "b t (i j) (p1 p2 c) -> b t c (i p1) (j p2)", i=side, p1=p, p2=p)
+        return out if anchor is None else out + anchor.to(out.dtype)
 
 
 def count_params(module: nn.Module) -> int:
