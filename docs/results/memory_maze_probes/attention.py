@@ -15,52 +15,46 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
+from cells import load_cell
 from einops import rearrange
+from torch import Tensor
 
-from rad_bench.build import make_model
-from rad_bench.config import BlockSpec, data_config, validate
-from rad_bench.model.diffusion import Diffusion
-from rad_bench.registry import DATASETS
+from rad_bench.model.layers import Attention
 from rad_bench.rollout import commit, denoiser
 
-run, cell = Path(sys.argv[1]), sys.argv[2]
-raw = yaml.safe_load((run / "suite.resolved.yaml").read_text())
-raw.pop("limited", None)
-suite = validate(raw)
-ck = torch.load(run / "checkpoints" / f"{cell}.pt", map_location="cpu", weights_only=True)
-data = DATASETS.get(suite.data["name"])(data_config(suite), seed=0)
-model = make_model(suite, BlockSpec(**ck["block"]), data, "cpu")
-model.load_state_dict(ck["model"])
-model.eval()
-diff = Diffusion(suite.diffusion.levels, suite.diffusion.prediction)
-r = suite.rollout
-c = r.context
-ev = data.eval_set(r.clips, r.context, r.horizon, "validation")
-print("place ids c-3..c+1:", ev.places[0, c - 3 : c + 2].tolist() if hasattr(ev, "places") else "?")
-print("actions motion part at c-2, c, (first 6):", ev.actions[0, c - 2, :6].tolist(), ev.actions[0, c, :6].tolist())
-store = []
-for i, layer in enumerate(model.layers):
-    att = layer.temporal
 
-    def attend(q, k, v, mask=None, att=att, i=i):
+def record_weights(att: Attention, layer: int, store: list[tuple[int, Tensor]]) -> None:
+    """Make ``att`` compute its attention explicitly and append ``(layer, weights)``, the weights
+    averaged over tokens and heads: ``(Lq, Lk)``."""
+
+    def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
         s = (q @ k.transpose(-1, -2)) / q.shape[-1] ** 0.5
-        if mask is not None:
-            s = s.masked_fill(~mask, float("-inf"))
-        p = s.softmax(-1)
-        store.append((i, p.mean(dim=(0, 1))))  # over (b n) and heads -> (Lq, Lk)
-        y = p @ v
-        return att.to_out(rearrange(y, "s h l e -> s l (h e)"))
+        p = (s if mask is None else s.masked_fill(~mask, float("-inf"))).softmax(-1)
+        store.append((layer, p.mean(dim=(0, 1))))
+        return att.to_out(rearrange(p @ v, "s h l e -> s l (h e)"))
 
-    att.attend = attend
-with torch.no_grad():
+    att.attend = attend  # type: ignore[method-assign]
+
+
+@torch.no_grad()
+def main(run: Path, cell: str) -> None:
+    suite, model, diffusion, ev = load_cell(run, cell)
+    c = suite.rollout.context
+    print("place ids c-3..c+1 (clip 0):", ev.places[0, c - 3 : c + 2].tolist())
+    print("motion code at c-2 and c (clip 0):", ev.actions[0, c - 2, :6].tolist(), ev.actions[0, c, :6].tolist())
+    store: list[tuple[int, Tensor]] = []
+    for i, layer in enumerate(model.layers):
+        record_weights(layer.temporal, i, store)
     state = commit(model, ev.frames[:, :c], ev.actions[:, :c], None)
-    store.clear()
-    x = torch.randn(ev.frames[:, c : c + 1].shape, generator=torch.Generator().manual_seed(0))
-    for kk in (diff.T, 500, 100):
+    truth, predict = ev.frames[:, c : c + 1], denoiser(model, ev.actions[:, c : c + 1], state)
+    noise = torch.randn(truth.shape, generator=torch.Generator().manual_seed(0))
+    for level in (diffusion.T, 500, 100):
         store.clear()
-        k = torch.full((x.shape[0], 1), kk)
-        xk = diff.q_sample(ev.frames[:, c : c + 1], k, x)
-        denoiser(model, ev.actions[:, c : c + 1], state)(xk, k)
+        k = torch.full(truth.shape[:2], level)
+        predict(diffusion.q_sample(truth, k, noise), k)
         for i, p in store:
-            print(f"level {kk} layer {i}: attention over [c-2, c-1, self] = {[round(float(v), 3) for v in p[-1]]}")
+            print(f"level {level} layer {i}: attention on [c-2, c-1, self] = {[round(float(v), 3) for v in p[-1]]}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), sys.argv[2])

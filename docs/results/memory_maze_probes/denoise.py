@@ -14,34 +14,15 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
+from cells import load_cell, psnr
 
-from rad_bench.build import make_model
-from rad_bench.config import BlockSpec, data_config, validate
-from rad_bench.model.diffusion import Diffusion
-from rad_bench.registry import DATASETS
 from rad_bench.rollout import commit, denoiser
-
-
-def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Mean over clips of the PSNR of frames in [-1, 1]."""
-    mse = ((x.clamp(-1, 1) - y) ** 2 / 4).flatten(1).mean(1)
-    return float((-10 * mse.log10()).mean())
 
 
 @torch.no_grad()
 def main(run: Path, cell: str) -> None:
-    raw = yaml.safe_load((run / "suite.resolved.yaml").read_text())
-    raw.pop("limited", None)  # the run folder records whether steps were capped; not a suite key
-    suite = validate(raw)
-    ck = torch.load(run / "checkpoints" / f"{cell}.pt", map_location="cpu", weights_only=True)
-    data = DATASETS.get(suite.data["name"])(data_config(suite), seed=0)
-    model = make_model(suite, BlockSpec(**ck["block"]), data, "cpu")
-    model.load_state_dict(ck["model"])
-    model.eval()
-    diffusion = Diffusion(suite.diffusion.levels, suite.diffusion.prediction)
+    suite, model, diffusion, ev = load_cell(run, cell)
     r = suite.rollout
-    ev = data.eval_set(r.clips, r.context, r.horizon, "validation")
     c = r.context
     state = commit(model, ev.frames[:, :c], ev.actions[:, :c], None)
     truth, predict = ev.frames[:, c : c + 1], denoiser(model, ev.actions[:, c : c + 1], state)
