@@ -212,8 +212,9 @@ class Suite(_Strict):
             raise ValueError(f"seeds: duplicates in {self.seeds}")
         if bad := [s for s in self.seeds if not 0 <= s < 2**31]:
             raise ValueError(f"seeds: {bad} out of range; use seeds in [0, 2**31)")
-        if self.model.anchor and self.diffusion.prediction != "x0":
-            raise ValueError("model.anchor adds the last clean frame to an x0 prediction: set diffusion.prediction: x0")
+        if self.model.anchor and (self.diffusion.prediction != "x0" or self.train.mode != "frame"):
+            raise ValueError("model.anchor adds the last clean frame to an x0 prediction, as a rollout sees it: "
+                             "set diffusion.prediction: x0 and train.mode: frame")  # fmt: skip
         if self.rollout.sampling_steps > self.diffusion.levels:
             raise ValueError(
                 f"rollout.sampling_steps ({self.rollout.sampling_steps}) > diffusion.levels "

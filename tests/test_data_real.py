@@ -177,6 +177,12 @@ def test_pose_features_tell_apart_views_that_share_a_place_id():
     assert d[np.triu_indices(3, 1)].min() > 0.5  # a quarter cell or one 18-degree turn apart
 
 
+def test_pose_features_need_the_pose_code():
+    with pytest.raises(ValueError, match="action: move leaves out"):
+        mm.MemoryMazeConfig(action="move", pose_features=4)
+    assert mm.MemoryMazeConfig(pose_features=4).pose_features == 4
+
+
 def test_pose_features_follow_the_frame_shown():
     """A retrace shows context frames again, with their poses: the action vector ends in the pose
     features of the frame shown, so a retraced frame's are those of the frame it repeats."""

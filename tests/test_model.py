@@ -175,3 +175,15 @@ def test_anchor_frame_by_frame_equals_parallel(name):
             yi, state = model(x[:, i : i + 1], k[:, i : i + 1], a[:, i : i + 1], state)
             ys.append(yi)
     torch.testing.assert_close(torch.cat(ys, 1), y, atol=2e-5, rtol=1e-4)
+
+
+def test_suite_anchor_reaches_the_model():
+    from pathlib import Path
+
+    from rad_bench.build import make_dataset, make_model
+    from rad_bench.config import BlockSpec, load_suite
+
+    tiny = Path(__file__).parent / "fixtures" / "suites" / "tiny.yaml"
+    for on in (False, True):
+        suite = load_suite(tiny, ["blocks=[none]", f"model.anchor={str(on).lower()}", "diffusion.prediction=x0"])
+        assert make_model(suite, BlockSpec(name="none"), make_dataset(suite, seed=0), "cpu").cfg.anchor is on

@@ -186,6 +186,9 @@ def test_every_block_rolls_out_under_bf16_autocast(block):
 
     suite = load_suite(TINY, [f"blocks=[{block}]"])
     model, diffusion, data = _setup(suite, block)
+    with torch.no_grad():  # zero-initialised outputs would make every rollout the same
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     model.eval()
     ev = data.eval_set(2, suite.rollout.context, 3)
     kw = {"context": suite.rollout.context, "horizon": 3, "sampling_steps": 2, "progress": False}

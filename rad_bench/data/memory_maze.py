@@ -104,6 +104,9 @@ class MemoryMazeConfig(RecordedConfig):
                 setattr(self, k, v)
         if self.retrace_prob is None:
             self.retrace_prob = 0.5 if self.task == "retrieval" else 0.0
+        if self.pose_features and self.action == "move":
+            raise ValueError("pose_features are part of the pose code, which action: move leaves out; "
+                             "use action: move+pose or pose_features: 0")  # fmt: skip
         return self
 
     def generation(self) -> dict[str, Any]:

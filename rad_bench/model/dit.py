@@ -359,7 +359,7 @@ class VideoDiT(nn.Module):
         shift, scale = self.final_ada(cond)[:, :, None].chunk(2, dim=-1)
         out = self.final_out(modulate(self.final_norm(h), shift, scale))  # (b, t, n, p*p*c)
         out = rearrange(out, "b t (i j) (p1 p2 c) -> b t c (i p1) (j p2)", i=side, p1=p, p2=p)
-        return out if anchor is None else out + anchor.to(out.dtype)
+        return out if anchor is None else out.float() + anchor.float()  # x0 kept in float32 under autocast
 
 
 def count_params(module: nn.Module) -> int:
