@@ -201,7 +201,8 @@ class DiTLayer(nn.Module):
         k_pos = torch.arange(t_end - k.shape[2], t_end, device=h.device)
         y = self.temporal.attend(q, k, v, temporal_mask(pos, k_pos, self.window, self.chunked))
         start = max(0, k.shape[2] - (self.window - 1))  # keep the frames the next call can still see
-        new_kv = (k[:, :, start:], v[:, :, start:])
+        # contiguous: one layout whatever the call's length, so a compiled denoiser traces one graph
+        new_kv = (k[:, :, start:].contiguous(), v[:, :, start:].contiguous())
         return rearrange(y, "(b n) t d -> b t n d", b=b), new_kv, (k, v, k_pos)
 
     def _temporal_over_clean(self, h: Tensor, ctx: LayerContext, t0: int) -> Tensor:
