@@ -14,9 +14,9 @@ from rad_bench.rollout import rollout
 CFG = DiTConfig(frame_size=8, patch=4, dim=32, depth=2, heads=2, window=3, action_dim=5)
 
 
-def make(name="none", seed=0):
+def make(name="none", seed=0, cfg=CFG):
     torch.manual_seed(seed)
-    model = build_model(CFG, get_block(name), {})
+    model = build_model(cfg, get_block(name), {})
     with torch.no_grad():  # leave the zero init so every branch is active
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -65,18 +65,24 @@ def test_reach_of_stacked_windows():
     assert not torch.allclose(y2[:, 4], y[:, 4])
 
 
+@torch.no_grad()
+def assert_frame_by_frame_equals_parallel(model, x, k, a):
+    """One call over the frames == one call per frame carrying the state; the state after them."""
+    y, _ = model(x, k, a)
+    state, ys = None, []
+    for i in range(x.shape[1]):
+        yi, state = model(x[:, i : i + 1], k[:, i : i + 1], a[:, i : i + 1], state)
+        ys.append(yi)
+    torch.testing.assert_close(torch.cat(ys, 1), y, atol=2e-5, rtol=1e-4)
+    return state
+
+
 @pytest.mark.parametrize("name", list_blocks())
 def test_frame_by_frame_equals_parallel(name):
     """Rollout relies on this: one call over t frames == t calls carrying the state (KV + memory)."""
     model = make(name)
     x, k, a = batch(t=7)
-    with torch.no_grad():
-        y, _ = model(x, k, a)
-        state, ys = None, []
-        for i in range(7):
-            yi, state = model(x[:, i : i + 1], k[:, i : i + 1], a[:, i : i + 1], state)
-            ys.append(yi)
-    torch.testing.assert_close(torch.cat(ys, 1), y, atol=2e-5, rtol=1e-4)
+    state = assert_frame_by_frame_equals_parallel(model, x, k, a)
     assert state.t0 == 7
     assert state.kv[0][0].shape[2] == CFG.window - 1  # the window cache holds window-1 frames
 
@@ -161,20 +167,9 @@ def test_anchor_at_zero_init_predicts_the_last_clean_frame():
 
 @pytest.mark.parametrize("name", ["none", "lstm_attn"])
 def test_anchor_frame_by_frame_equals_parallel(name):
-    torch.manual_seed(0)
-    model = build_model(ANCHORED, get_block(name), {})
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
     x, k, a = batch(t=6)
     k[:, ::2] = 0  # clean frames between noisy ones
-    with torch.no_grad():
-        y, _ = model(x, k, a)
-        state, ys = None, []
-        for i in range(6):
-            yi, state = model(x[:, i : i + 1], k[:, i : i + 1], a[:, i : i + 1], state)
-            ys.append(yi)
-    torch.testing.assert_close(torch.cat(ys, 1), y, atol=2e-5, rtol=1e-4)
+    assert_frame_by_frame_equals_parallel(make(name, cfg=ANCHORED), x, k, a)
 
 
 def test_suite_anchor_reaches_the_model():
