@@ -22,39 +22,18 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from rad_bench.blockargs import check_block
 from rad_bench.model.presets import PRESETS
 from rad_bench.registry import BLOCKS, DATASETS, METRICS, closest, unknown_name_message
 from rad_bench.results import GROUPS, split_column
+from rad_bench.sections import DiffusionCfg, ModelCfg, RolloutCfg, TrainCfg, _Strict
 from rad_bench.suitefile import SuiteError, apply_overrides, read_with_includes
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelCfg(_Strict):
-    preset: str = "small"
-    window: int = Field(4, ge=1, description="frames seen by temporal attention, current included")
-    patch: int = Field(4, ge=1)
-    dim: int | None = Field(None, ge=8, description="overrides the preset")
-    depth: int | None = Field(None, ge=1)
-    heads: int | None = Field(None, ge=1)
-    mlp_ratio: float = Field(4.0, gt=0)
-    match_params: bool = Field(True, description="widen MLPs so every block's model has the same size")
-    memory_action: bool = Field(True, description="feed the action embedding to the memory blocks (RAD)")
-    anchor: bool = Field(False, description="x0 = the last clean frame + the model's correction (prediction x0)")
-
-    @field_validator("preset")
-    @classmethod
-    def _preset(cls, v: str) -> str:
-        if v not in PRESETS:
-            raise ValueError(unknown_name_message("preset", v, list(PRESETS)))
-        return v
+__all__ = ["DiffusionCfg", "ModelCfg", "RolloutCfg", "TrainCfg", "Suite", "load_suite", "validate"]
 
 
 # Suite names, block labels and sweep values become folder and file names (results/<name>/...,
@@ -82,58 +61,6 @@ class BlockSpec(_Strict):
     @property
     def display(self) -> str:
         return self.label or self.name
-
-
-class DiffusionCfg(_Strict):
-    levels: int = Field(1000, ge=2)
-    prediction: str = Field("v", pattern="^(eps|v|x0)$")
-
-
-class TrainCfg(_Strict):
-    steps: int = Field(1500, ge=0)
-    batch_size: int = Field(16, ge=1)
-    clip_len: int = Field(16, ge=1)
-    lr: float = Field(5e-4, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    warmup: int = Field(50, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
-    clean_prob: float = Field(0.25, ge=0, lt=1, description="per-frame probability of a clean (context) frame")
-    mode: Literal["frame", "chunk", "df"] = Field(
-        "frame",
-        description="frame: RAD frame-wise AR with state prefetch; chunk: non-overlapping chunks with the "
-        "state carried; df: Diffusion Forcing over the whole clip (memory sees noisy frames)",
-    )
-    prefetch_grad: bool = Field(True, description="frame mode: backpropagate through the clean prefetch pass")
-    clean_prefix: float = Field(
-        0.0, ge=0, le=1, description="probability of a clean prefix of > clip_len/2 frames (Po et al. 2025)"
-    )
-    log_every: int = Field(50, ge=1)
-    checkpoint_every: int = Field(
-        200, ge=0, description="save a resumable training checkpoint every this many steps (0 = off)"
-    )
-    ema: float = Field(0.0, ge=0, lt=1, description="EMA decay, warm-up min(ema, (1+n)/(10+n)); rollout uses EMA")
-    # The fast path (rad_bench.train.FastPath); auto = on for CUDA, CPU keeps the eager float32 path.
-    compile: Literal["auto", "on", "off"] = Field("auto", description="torch.compile the model for the step")
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="bf16 autocast forward, float32 weights")
-    prefetch_batches: Literal["auto", "on", "off"] = Field("auto", description="draw the next batch in a thread")
-
-    @field_validator("compile", "prefetch_batches", mode="before")
-    @classmethod
-    def _switch(cls, v: Any) -> Any:  # YAML reads a bare on/off as a boolean: take it as the word
-        return ("on" if v else "off") if isinstance(v, bool) else v
-
-
-class RolloutCfg(_Strict):
-    context: int = Field(16, ge=1, description="ground-truth frames given before generation")
-    horizon: int = Field(32, ge=1, description="frames generated with ground-truth actions")
-    clips: int = Field(16, ge=1, description="evaluation episodes (the same for every block and seed)")
-    split: Literal["test", "validation"] = Field(
-        "test", description="which fixed episodes are scored: test (reported), or validation (choosing settings)"
-    )
-    batch_size: int = Field(16, ge=1)
-    sampling_steps: int = Field(10, ge=1)
-    fvd_bucket: int | None = Field(None, ge=9, description="also FVD per bucket of this many generated frames")
-    fvd_batches: int = Field(1, ge=1, description="FVD per batch of clips/fvd_batches videos (TECO: mean over batches)")
 
 
 class LeaderboardCfg(_Strict):
@@ -310,6 +237,9 @@ def validate(raw: dict[str, Any], where: str = "suite") -> Suite:
         raise _explain(e, Suite, where) from None
     _check_names(suite, where)
     _check_sizes(suite, data_config(suite, where), where)
+    if suite.train.loss_frames == "targets" and not DATASETS.get(suite.data["name"]).has_targets:
+        raise SuiteError(f"{where}: field 'train.loss_frames': dataset '{suite.data['name']}' declares no target "
+                         "frames; set train.loss_frames: all")  # fmt: skip
     for label, variant in variants(suite, where):
         _check_point(suite, label, variant, where)
     return suite

@@ -46,14 +46,16 @@ def sample_train_levels(diffusion: Diffusion, shape: tuple[int, int], cfg: Train
 
 
 def training_loss(
-    model: nn.Module, diffusion: Diffusion, frames: Tensor, actions: Tensor, k: Tensor, eps: Tensor, cfg: TrainCfg
+    model: nn.Module, diffusion: Diffusion, frames: Tensor, actions: Tensor, k: Tensor, eps: Tensor, cfg: TrainCfg,
+    targets: Tensor | None = None,
 ) -> Tensor:
-    """The loss of one batch in ``cfg.mode``. ``model`` may be wrapped (DDP): only its forward is called."""
+    """The loss of one batch in ``cfg.mode``, over the ``targets`` frames (``(b, t)`` bool) when given.
+    ``model`` may be wrapped (DDP): only its forward is called."""
     if cfg.mode == "frame":
         predict = lambda x, lv: model(x, lv, actions, clean=frames, prefetch_grad=cfg.prefetch_grad)[0]
     else:  # chunk / df: one Diffusion Forcing call; the model's attention mask makes the difference
         predict = lambda x, lv: model(x, lv, actions)[0]
-    return diffusion.loss(predict, frames, k, eps)
+    return diffusion.loss(predict, frames, k, eps, targets)
 
 
 def frame_loss_naive(

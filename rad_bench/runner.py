@@ -205,7 +205,8 @@ def _common(ctx: RunContext, c: Cell, cfg: DiTConfig, impl: str, params: tuple[i
     return cell_columns(
         suite=suite.name, suite_version=suite.version, run=ctx.run_dir.name, block=c.label,
         block_name=c.spec.name, variant=c.variant, seed=c.seed, reference=c.reference,
-        train_mode=suite.train.mode, lr=None if c.reference else train_cfg(c).lr,
+        train_mode=suite.train.mode, lr=None if c.reference else train_cfg(c).lr, shift=suite.diffusion.shift,
+        loss_frames=suite.train.loss_frames,
         prefetch_grad=suite.train.prefetch_grad,
         clean_prefix=suite.train.clean_prefix, memory_action=suite.model.memory_action,
         window=suite.model.window, attention=cfg.attention, split=suite.rollout.split, reach=cfg.reach, impl=impl,
@@ -222,7 +223,8 @@ def _score(
     rows: list[dict[str, Any]] = []
     for m in c.suite.metrics:  # one line per metric: LPIPS and I3D take minutes on a busy CPU
         with phase(c.name, f"score {m}"):
-            rows += score_frames(generated, ev.frames[:, r.context :], tags, metrics=[m], data=c.suite.data)
+            rows += score_frames(generated, ev.frames[:, r.context :], tags, metrics=[m], data=c.suite.data,
+                                 scored=None if ev.scored is None else ev.scored[:, r.context :])  # fmt: skip
             rows += score_sets(generated, ev.frames, metrics=[m], bucket=r.fvd_bucket, batches=r.fvd_batches)
     return rows, tags
 
@@ -267,7 +269,7 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
     seed_everything(c.seed)
     model = make_model(suite, c.spec, data, ctx.device)
     impl = model.layers[0].memory.impl  # resolved before training: a forced, missing kernel fails now
-    diffusion = Diffusion(suite.diffusion.levels, suite.diffusion.prediction)
+    diffusion = Diffusion.of(suite.diffusion)
     key = training_key(suite, c.spec, c.seed)
     origin = on_main(lambda: find_trained(ctx.run_dir, key))
     if origin is not None:  # the same training as a finished cell: only the evaluation differs

@@ -37,12 +37,14 @@ def score_frames(
     *,
     metrics: list[str],
     data: dict[str, Any] | None = None,
+    scored: Tensor | None = None,
 ) -> list[dict[str, Any]]:
     """One row per clip x frame x per-frame metric: ``clip, frame, tag, gap, metric, value, protocol,
     error``. ``frame`` counts generated frames from 0 (the first frame after the context); ``gap`` is
     the frames since the place was last shown in the context (empty for novel frames). ``data`` (the
     suite's ``data:`` section) is passed to each metric's protocol (``recall_acc`` takes its chance
-    level from it)."""
+    level from it). ``scored`` (``(N, horizon)`` bool, :attr:`rad_bench.data.EvalSet.scored`) adds a
+    ``scored`` column (1/0): the leaderboard leaves the 0 rows out."""
     n, h = generated.shape[:2]
     flat = lambda x: x.reshape(n * h, *x.shape[2:])  # noqa: E731
     rows = []
@@ -59,6 +61,8 @@ def score_frames(
                     {"clip": clip, "frame": frame, "tag": tag, "gap": gap, "metric": name,
                      "value": float("nan") if v is None else float(v[clip, frame]), "protocol": proto, "error": error}
                 )  # fmt: skip
+                if scored is not None:
+                    rows[-1]["scored"] = int(scored[clip, frame])
     return rows
 
 

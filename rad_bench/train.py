@@ -173,13 +173,18 @@ def load_train_state(path: Path, cell: str, cfg: TrainCfg, s: _State) -> int:
 
 
 def _batch(data: Dataset, diffusion: Diffusion, cfg: TrainCfg, g: torch.Generator, device: str) -> list[Tensor]:
-    """The global batch from ``g``; under torchrun this rank's slice of it."""
-    frames, actions = data.sample(cfg.batch_size, cfg.clip_len, g)
+    """The global batch from ``g`` (frames, actions, levels, noise, the frames that carry the loss);
+    under torchrun this rank's slice of it."""
+    if cfg.loss_frames == "targets":
+        frames, actions, targets = data.sample_with_targets(cfg.batch_size, cfg.clip_len, g)
+    else:
+        frames, actions = data.sample(cfg.batch_size, cfg.clip_len, g)
+        targets = torch.ones(frames.shape[:2], dtype=torch.bool)
     k = sample_train_levels(diffusion, frames.shape[:2], cfg, g)
     eps = torch.randn(frames.shape, generator=g)
     per = cfg.batch_size // world_size()
     sl = slice(rank() * per, (rank() + 1) * per)
-    return [x[sl].to(device) for x in (frames, actions, k, eps)]
+    return [x[sl].to(device) for x in (frames, actions, k, eps, targets)]
 
 
 @dataclass(frozen=True)
@@ -298,12 +303,12 @@ def _drain(s: _State, cfg: TrainCfg) -> None:
 def _step(net: torch.nn.Module, diffusion: Diffusion, batch: list[Tensor], cfg: TrainCfg, s: _State, step: int,
           fast: FastPath) -> Tensor:  # fmt: skip
     """One optimizer step; returns the loss averaged over ranks, a float32 tensor still on the device."""
-    frames, actions, k, eps = batch
+    frames, actions, k, eps, targets = batch
     for group in s.opt.param_groups:
         group["lr"] = lr_at(step, cfg)
     device_type = frames.device.type
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=fast.bf16):
-        loss = training_loss(net, diffusion, frames, actions, k, eps, cfg)
+        loss = training_loss(net, diffusion, frames, actions, k, eps, cfg, targets)
     loss = loss.float()  # the loss and its gradient's seed in float32, whatever the forward ran in
     s.opt.zero_grad(set_to_none=True)
     loss.backward()

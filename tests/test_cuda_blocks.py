@@ -42,7 +42,7 @@ def _no_tf32():
 def _pair(block: str):
     """The same model on CPU and CUDA, the suite, its data and one training batch (on the CPU)."""
     suite = load_suite(TINY, [f"blocks=[{block}]"])
-    data, diffusion = make_dataset(suite, seed=0), Diffusion(suite.diffusion.levels, suite.diffusion.prediction)
+    data, diffusion = make_dataset(suite, seed=0), Diffusion.of(suite.diffusion)
     torch.manual_seed(0)
     cpu = make_model(suite, BlockSpec(name=block), data, "cpu")
     gpu = make_model(suite, BlockSpec(name=block), data, "cuda")
@@ -64,7 +64,7 @@ def test_train_step_matches_cpu(block):
     suite, _, diffusion, cpu, gpu, batch = _pair(block)
     losses = []
     for m, dev in ((cpu, "cpu"), (gpu, "cuda")):
-        frames, actions, k, eps = (t.to(dev) for t in batch)
+        frames, actions, k, eps, _ = (t.to(dev) for t in batch)
         loss = training_loss(m, diffusion, frames, actions, k, eps, suite.train)
         loss.backward()
         losses.append(loss.detach())
@@ -77,7 +77,7 @@ def test_train_step_matches_cpu(block):
 @pytest.mark.parametrize("block", list_blocks())
 def test_state_prefetch_matches_cpu(block):
     """Frame mode's clean pass: the prediction for every frame given the states it reads."""
-    suite, _, _, cpu, gpu, (frames, actions, k, _) = _pair(block)
+    suite, _, _, cpu, gpu, (frames, actions, k, _, _) = _pair(block)
     with torch.no_grad():
         ya, _ = cpu(frames, k, actions, clean=frames)
         yb, _ = gpu(frames.cuda(), k.cuda(), actions.cuda(), clean=frames.cuda())
@@ -87,7 +87,7 @@ def test_state_prefetch_matches_cpu(block):
 @pytest.mark.parametrize("block", list_blocks())
 def test_rollout_step_matches_cpu(block):
     """Commit a context into the state, denoise one new frame from it, commit that frame."""
-    suite, _, _, cpu, gpu, (frames, actions, k, eps) = _pair(block)
+    suite, _, _, cpu, gpu, (frames, actions, k, eps, _) = _pair(block)
     w = suite.model.window
     outs = []
     with torch.no_grad():

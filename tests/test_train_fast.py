@@ -27,7 +27,7 @@ def _suite(*overrides: str):
 def _setup(suite, block: str = "none"):
     torch.manual_seed(0)
     data = make_dataset(suite, seed=0)
-    diffusion = Diffusion(suite.diffusion.levels, suite.diffusion.prediction)
+    diffusion = Diffusion.of(suite.diffusion)
     return make_model(suite, BlockSpec(name=block), data, "cpu"), diffusion, data
 
 

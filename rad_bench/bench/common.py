@@ -133,5 +133,5 @@ def randn(g: torch.Generator, device: str, *shape: int) -> Tensor:
 def setup(device: str, sizes: Sizes) -> Bench:
     """The smoke_all suite (every registered block), its dataset and diffusion, on ``device``."""
     suite = load_suite(SUITE, [f"data.episodes={sizes.episodes}"])
-    diffusion = Diffusion(suite.diffusion.levels, suite.diffusion.prediction)
+    diffusion = Diffusion.of(suite.diffusion)
     return Bench(device, sizes, suite, make_dataset(suite, seed=0), diffusion, device_name(device))

@@ -102,11 +102,15 @@ def check_episodes(
 @dataclass
 class EvalSet:
     """``frames: (N, T, c, H, W)`` in [-1, 1], ``actions: (N, T, a)``, ``places: (N, T)`` int ids of
-    the ground-truth place seen by each frame (equal id = same view), used for revisit tags."""
+    the ground-truth place seen by each frame (equal id = same view), used for revisit tags.
+    ``scored: (N, T)`` bool, optional: the generated frames the leaderboard scores (recall: the first
+    ask of each slot, :func:`rad_bench.data.recall.first_asks`); ``None`` scores every frame. Rows
+    carry it as ``scored`` (1/0), so the frames left out stay in metrics.csv."""
 
     frames: Tensor
     actions: Tensor
     places: Tensor
+    scored: Tensor | None = None
 
 
 class Dataset(ABC):
@@ -119,6 +123,15 @@ class Dataset(ABC):
     @abstractmethod
     def sample(self, batch: int, clip_len: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
         """A batch of training clips ``(frames (b, t, c, H, W), actions (b, t, a))``."""
+
+    # whether :meth:`sample_with_targets` marks target frames (``train.loss_frames: targets``)
+    has_targets: ClassVar[bool] = False
+
+    def sample_with_targets(self, batch: int, clip_len: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`sample` and a ``(b, t)`` bool mask of the frames that carry the loss under
+        ``train.loss_frames: targets``; a dataset that declares targets sets :attr:`has_targets`."""
+        frames, actions = self.sample(batch, clip_len, g)
+        return frames, actions, torch.ones(frames.shape[:2], dtype=torch.bool)
 
     @abstractmethod
     def eval_set(self, clips: int, context: int, horizon: int, split: str = "test") -> EvalSet:

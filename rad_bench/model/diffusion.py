@@ -2,28 +2,44 @@
 
 Levels are integers ``k`` in ``[0, T]`` with ``k = 0`` exactly clean (alpha_bar = 1), so a
 clean context frame and a noisy frame are the same kind of input to the model (Chen et al. 2024,
-Diffusion Forcing). The schedule is the cosine schedule of Nichol & Dhariwal (2021).
+Diffusion Forcing). The schedule is the cosine schedule of Nichol & Dhariwal (2021), optionally
+shifted towards noise by ``shift`` (the resolution shift of Hoogeboom et al. 2023, "simple diffusion",
+also used by SD3): ``alpha_bar' = alpha_bar / (alpha_bar + shift^2 (1 - alpha_bar))``, i.e. the
+signal-to-noise ratio divided by ``shift^2`` at every level. Small or highly separable frames stay
+recognisable under much noise, so without a shift most training levels and sampling steps fall where
+the noisy frame already shows its content and nothing else (a memory, say) can lower the loss. One
+schedule serves training and sampling; ``shift = 1`` is the cosine schedule bit for bit.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 
 class Diffusion:
-    def __init__(self, levels: int = 1000, prediction: str = "v") -> None:
+    def __init__(self, levels: int = 1000, prediction: str = "v", shift: float = 1.0) -> None:
         if prediction not in ("eps", "v", "x0"):
             raise ValueError(f"prediction must be 'eps', 'v' or 'x0', got {prediction!r}")
-        self.T, self.prediction = levels, prediction
+        if not shift > 0:
+            raise ValueError(f"shift must be > 0, got {shift!r}")
+        self.T, self.prediction, self.shift = levels, prediction, shift
         s = 0.008  # cosine offset so that the first levels are not too small
         k = torch.arange(levels + 1, dtype=torch.float64) / levels
         ab = torch.cos((k + s) / (1 + s) * math.pi / 2) ** 2
-        ab = (ab / ab[0]).clamp(min=1e-5)  # alpha_bar(T) > 0 keeps v/eps conversions finite
-        self.alpha_bar = ab.float()
+        ab = ab / ab[0]
+        if shift != 1.0:  # SNR / shift^2; level 0 stays exactly clean (alpha_bar = 1)
+            ab = ab / (ab + shift**2 * (1 - ab))
+        self.alpha_bar = ab.clamp(min=1e-5).float()  # alpha_bar(T) > 0 keeps v/eps conversions finite
+
+    @classmethod
+    def of(cls, cfg: Any) -> Diffusion:
+        """The diffusion a suite's ``diffusion:`` section (:class:`rad_bench.config.DiffusionCfg`) describes."""
+        return cls(cfg.levels, cfg.prediction, cfg.shift)
 
     def _ab(self, k: Tensor, like: Tensor) -> Tensor:
         ab = self.alpha_bar.to(like.device)[k]  # (b, t)
@@ -64,11 +80,14 @@ class Diffusion:
         clean = torch.rand(shape, generator=g) < clean_prob
         return k.masked_fill(clean, 0)
 
-    def loss(self, predict: Callable[[Tensor, Tensor], Tensor], x0: Tensor, k: Tensor, eps: Tensor) -> Tensor:
-        """Mean squared error over noisy frames (level 0 frames are context, not targets)."""
+    def loss(
+        self, predict: Callable[[Tensor, Tensor], Tensor], x0: Tensor, k: Tensor, eps: Tensor, frames: Tensor | None = None
+    ) -> Tensor:
+        """Mean squared error over noisy frames (level 0 frames are context, not targets); with ``frames``
+        (``(b, t)`` bool) over the noisy frames it marks only."""
         out = predict(self.q_sample(x0, k, eps), k)
         err = (out - self.target(x0, k, eps)).pow(2).mean(dim=tuple(range(2, x0.dim())))  # (b, t)
-        w = (k > 0).float()
+        w = (k > 0).float() if frames is None else ((k > 0) & frames).float()
         return (err * w).sum() / w.sum().clamp(min=1)
 
     def schedule(self, steps: int) -> list[int]:

@@ -142,6 +142,8 @@ def load_run(run_dir: Path, sort_by: str | None = None, baseline: str | None = N
     if not f.is_file():
         raise ReportError(f"{run_dir}: no metrics.csv (is this a run folder? runs live under results/<suite>/)")
     df = read_csv_checked(f, METRICS_REQUIRED, numeric=("seed", "clip", "frame", "value"))
+    if "scored" in df.columns:  # frames the dataset leaves out of the score (recall: repeated asks)
+        df = df[df["scored"].fillna(1) != 0]
     resolved = _resolved(run_dir)
     cfg = resolved.get("leaderboard") or {}
     sort_by = sort_by or str(cfg.get("sort_by") or "psnr_revisit")
