@@ -46,7 +46,13 @@ def sample_train_levels(diffusion: Diffusion, shape: tuple[int, int], cfg: Train
 
 
 def training_loss(
-    model: nn.Module, diffusion: Diffusion, frames: Tensor, actions: Tensor, k: Tensor, eps: Tensor, cfg: TrainCfg,
+    model: nn.Module,
+    diffusion: Diffusion,
+    frames: Tensor,
+    actions: Tensor,
+    k: Tensor,
+    eps: Tensor,
+    cfg: TrainCfg,
     targets: Tensor | None = None,
 ) -> Tensor:
     """The loss of one batch in ``cfg.mode``, over the ``targets`` frames (``(b, t)`` bool) when given.

@@ -24,6 +24,7 @@ from rad_bench.tags import TAGS
 from rad_bench.utils import atomic_write_text
 
 METRICS_CSV, STATE_CSV, EFFICIENCY_CSV = "metrics.csv", "state.csv", "efficiency.csv"
+CURVE_CSV = "curve.csv"  # a trained cell's learning curve (train.eval_every): block, seed, variant, step, metric, value
 LEADERBOARD_CSV, LEADERBOARD_MD = "leaderboard.csv", "leaderboard.md"
 
 GROUPS = (*TAGS, "all")  # the leaderboard's column groups: one per tag, and every frame
@@ -35,8 +36,8 @@ REFERENCE_NAMES = ("copy_last", "recall_oracle")
 # the columns every metrics row of a cell carries, in this order (learned and reference cells alike)
 CELL_COLUMNS = (
     "suite", "suite_version", "run", "block", "block_name", "variant", "seed", "reference", "train_mode", "lr",
-    "shift", "loss_frames", "prefetch_grad", "clean_prefix", "memory_action", "window", "attention", "reach", "split", "impl",
-    "params_block", "params_total", "limited", "git_sha",
+    "shift", "loss_frames", "prefetch_grad", "clean_prefix", "memory_action", "window", "attention", "reach", "split",
+    "impl", "params_block", "params_total", "limited", "git_sha",
 )  # fmt: skip
 # what scoring adds per row (rad_bench.score): frame -1 = a set metric over the whole episode
 ROW_COLUMNS = ("clip", "frame", "tag", "gap", "metric", "value", "protocol", "error")

@@ -12,7 +12,9 @@ again. On CPU training is deterministic, so the result equals a second training 
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -49,11 +51,15 @@ def find_trained(run_dir: Path, key: str) -> str | None:
 
 
 def load_trained(run_dir: Path, cell: str, model: VideoDiT) -> TrainStats:
-    """``cell``'s trained weights into ``model``; its training statistics and loss log."""
+    """``cell``'s trained weights into ``model``; its training statistics, loss log and learning curve."""
     ck = torch.load(run_dir / "checkpoints" / f"{cell}.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(ck["model"])
     stats = json.loads((run_dir / "cells" / cell / "stats.json").read_text())
     log_lines = (run_dir / "cells" / cell / "train_log.csv").read_text().splitlines()[1:]
     log = [(int(s), float(v)) for s, v in (line.split(",") for line in log_lines if line)]
     steps = int(stats["train_steps"])
-    return TrainStats(steps=steps, seconds=float(stats["train_step_s"]) * steps, log=log)
+    curve_file = run_dir / "cells" / cell / "curve.csv"
+    curve = []
+    if curve_file.is_file():
+        curve = [(int(r["step"]), float(r["value"])) for r in csv.DictReader(io.StringIO(curve_file.read_text()))]
+    return TrainStats(steps=steps, seconds=float(stats["train_step_s"]) * steps, log=log, curve=curve)

@@ -39,6 +39,7 @@ from rad_bench.config import (
     resolved_dict,
     variants,
 )
+from rad_bench.curve import CURVE_CSV, curve_rows, evaluator
 from rad_bench.data import Dataset, EvalSet
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import DiTConfig, VideoDiT, block_params, count_params
@@ -248,11 +249,16 @@ def _cell_stats(c: Cell, tstats: TrainStats, rstats: RolloutStats, peak: int, de
     }  # fmt: skip
 
 
-def _write_cell(ctx: RunContext, c: Cell, stats: dict[str, Any], log: list, rows: list[dict[str, Any]]) -> None:
+def _write_cell(
+    ctx: RunContext, c: Cell, stats: dict[str, Any], log: list, rows: list[dict[str, Any]], curve: list
+) -> None:
     """A learned cell's train log, stats and metrics; metrics.csv last, as it marks the cell done."""
     cell_dir = ctx.run_dir / "cells" / c.name
     losses = [{"step": s, "loss": v} for s, v in log]
     atomic_write_text(cell_dir / "train_log.csv", csv_text(losses) if losses else "step,loss\n")
+    if curve:  # the learning curve (train.eval_every), with the cell's block and seed for the report
+        write_csv(cell_dir / CURVE_CSV, [{"block": c.label, "seed": c.seed, "variant": c.variant, **row}
+                                         for row in curve_rows(curve, c.suite.leaderboard.sort_by)])  # fmt: skip
     write_json(cell_dir / "stats.json", stats)
     write_csv(cell_dir / METRICS_CSV, rows)
 
@@ -276,10 +282,12 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
         with phase(cell, f"load the identical training of {origin}"):
             tstats = load_trained(ctx.run_dir, origin, model)
     else:
+        curve = evaluator(model, diffusion, data, suite) if suite.train.eval_every else None
         with phase(cell, f"train {suite.train.steps} steps"):
             tstats = train(model, diffusion, data, train_cfg(c), seed=c.seed, device=ctx.device,
                            desc=f"train {cell}", progress=ctx.progress,
-                           checkpoint=train_checkpoint(ctx.run_dir, cell), cell=cell)  # fmt: skip
+                           checkpoint=train_checkpoint(ctx.run_dir, cell), cell=cell,
+                           evaluate=curve)  # fmt: skip
     if not is_main():
         return  # rank 0 alone rolls out, scores and writes; the others wait at the cell's barrier
     _save_checkpoint(ctx, c, model)
@@ -291,7 +299,8 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
     states = [dict(zip(STATE_COLUMNS, (c.label, c.seed, i, n))) for i, n in enumerate(rstats.state_bytes)]
     write_csv(ctx.run_dir / "cells" / cell / STATE_CSV, states)
     shared = {"train_key": key, "train_shared_from": origin or ""}
-    _write_cell(ctx, c, {**common, **_cell_stats(c, tstats, rstats, peak[0], ctx.device), **shared}, tstats.log, rows)
+    _write_cell(ctx, c, {**common, **_cell_stats(c, tstats, rstats, peak[0], ctx.device), **shared}, tstats.log, rows,
+                [] if origin else tstats.curve)  # a shared training's curve lives in its origin cell  # fmt: skip
 
 
 def run_reference_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:

@@ -68,6 +68,10 @@ class TrainCfg(_Strict):
         0.0, ge=0, le=1, description="probability of a clean prefix of > clip_len/2 frames (Po et al. 2025)"
     )
     log_every: int = Field(50, ge=1)
+    eval_every: int = Field(
+        0, ge=0, description="score the validation episodes every this many steps into the cell's curve.csv "
+        "(the learning curve; 0 = off)"
+    )  # fmt: skip
     checkpoint_every: int = Field(
         200, ge=0, description="save a resumable training checkpoint every this many steps (0 = off)"
     )

@@ -22,6 +22,7 @@ import io
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ class TrainStats:
     steps: int = 0
     seconds: float = 0.0
     log: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss since last entry)
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, validation score): train.eval_every
     fast: dict[str, Any] = field(default_factory=dict)  # the resolved FastPath (FastPath.record)
 
     @property
@@ -109,6 +111,7 @@ class _State:
     running: list[float]  # losses since the last log entry (read from the device)
     pending: list[tuple[int, Tensor]] = field(default_factory=list)  # (step, loss) not read yet; never saved
     feed: BatchFeed | None = None  # where the batches come from; its generator state is what a checkpoint stores
+    evaluate: Callable[[], float] | None = None  # the learning curve's scorer (rad_bench.curve); never saved
 
 
 def save_train_state(path: Path, cell: str, cfg: TrainCfg, step: int, s: _State) -> None:
@@ -118,7 +121,8 @@ def save_train_state(path: Path, cell: str, cfg: TrainCfg, step: int, s: _State)
         {
             "format": CHECKPOINT_FORMAT, "cell": cell, "train_cfg": cfg.model_dump_json(), "step": step,
             "model": s.model.state_dict(), "ema": s.ema.shadow if s.ema else {}, "optimizer": s.opt.state_dict(),
-            "stats": {"steps": s.stats.steps, "seconds": s.stats.seconds, "log": [list(x) for x in s.stats.log]},
+            "stats": {"steps": s.stats.steps, "seconds": s.stats.seconds, "log": [list(x) for x in s.stats.log],
+                      "curve": [list(x) for x in s.stats.curve]},
             "running": list(s.running), "rng": rng_state(),
             "data_rng": s.feed.rng_state() if s.feed else s.g.get_state(),
         },
@@ -159,6 +163,7 @@ def load_train_state(path: Path, cell: str, cfg: TrainCfg, s: _State) -> int:
         st = ck["stats"]
         s.stats.steps, s.stats.seconds = st["steps"], st["seconds"]
         s.stats.log = [(int(a), float(b)) for a, b in st["log"]]
+        s.stats.curve = [(int(a), float(b)) for a, b in st.get("curve", [])]
         s.running[:] = ck["running"]
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         raise CheckpointError(
@@ -241,9 +246,12 @@ def train(
     progress: bool = True,
     checkpoint: Path | None = None,
     cell: str = "",
+    evaluate: Callable[[], float] | None = None,
 ) -> TrainStats:
     """Train ``model`` in place for ``cfg.steps`` steps (continuing from ``checkpoint`` if it exists);
-    with ``cfg.ema`` > 0 the model ends holding the EMA weights."""
+    with ``cfg.ema`` > 0 the model ends holding the EMA weights. With ``cfg.eval_every`` and ``evaluate``
+    (:func:`rad_bench.curve.evaluator`), ``stats.curve`` gets its score before the first step and after
+    every ``eval_every`` steps (and the last)."""
     if cfg.batch_size % world_size():
         raise ValueError(f"train.batch_size ({cfg.batch_size}) must be a multiple of the {world_size()} processes")
     model.train()
@@ -251,6 +259,9 @@ def train(
     s = _State(model, _optimizer(model, cfg, fast), EMA(model, cfg.ema) if cfg.ema > 0 else None,
                torch.Generator().manual_seed(seed), TrainStats(fast=fast.record()), [])  # fmt: skip
     start = load_train_state(checkpoint, cell, cfg, s) if checkpoint and checkpoint.is_file() else 0
+    s.evaluate = evaluate if cfg.eval_every else None
+    if s.evaluate is not None and start == 0 and is_main():
+        s.stats.curve.append((0, s.evaluate()))
     if start and is_main():
         print(f"rad-bench: {cell}: resumed training from step {start} of {cfg.steps} ({checkpoint})", file=sys.stderr)
     draw = lambda: _batch(data, diffusion, cfg, s.g, device)  # noqa: E731
@@ -286,6 +297,8 @@ def _loop(net: torch.nn.Module, diffusion: Diffusion, cfg: TrainCfg, s: _State, 
             s.stats.log.append((step + 1, sum(s.running) / len(s.running)))
             s.running.clear()
             bar.set_postfix(loss=f"{s.stats.final_loss:.4f}")
+        if s.evaluate is not None and is_main() and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+            s.stats.curve.append((step + 1, s.evaluate()))  # after the step's time is counted: not a step cost
         if save and is_main():
             save_train_state(checkpoint, cell, cfg, step + 1, s)  # type: ignore[arg-type]
 

@@ -81,7 +81,12 @@ class Diffusion:
         return k.masked_fill(clean, 0)
 
     def loss(
-        self, predict: Callable[[Tensor, Tensor], Tensor], x0: Tensor, k: Tensor, eps: Tensor, frames: Tensor | None = None
+        self,
+        predict: Callable[[Tensor, Tensor], Tensor],
+        x0: Tensor,
+        k: Tensor,
+        eps: Tensor,
+        frames: Tensor | None = None,
     ) -> Tensor:
         """Mean squared error over noisy frames (level 0 frames are context, not targets); with ``frames``
         (``(b, t)`` bool) over the noisy frames it marks only."""

@@ -27,6 +27,7 @@ from rad_bench.report.figures import (
     plot_state_bytes,
     reach_groups,
 )
+from rad_bench.report.learning import plot_learning_curves, reach_table, read_curves
 from rad_bench.report.samples import sample_gif, sample_strip
 from rad_bench.report.tables import leaderboard, resolve_baseline, sort_table, unit_of, with_comparison
 from rad_bench.report.views import (
@@ -180,6 +181,11 @@ def draw_figures(run: RunReport, fig_dir: Path) -> None:
             f"state figure ({state})", lambda: plot_state_bytes(_read_state(state), fig_dir / "state_bytes_vs_frame")
         )
     figs |= _capacity_figures(run, fig_dir) if run.capacity else {}
+    curves = optional("learning curves (cells/*/curve.csv)", lambda: read_curves(run.run_dir))
+    if curves is not None:
+        chance = chance_levels(df, split_column(str(curves["metric"].iloc[0]))[0])
+        figs["learning"] = optional("learning-curve figure", lambda: plot_learning_curves(
+            curves, fig_dir / "learning_curves", chance[0] if len(chance) == 1 else None))  # fmt: skip
     reach, shown = int(df["reach"].iloc[0]) if "reach" in df else 1, _sample_point(run)[0]
     samples = run.run_dir / "samples"
     figs["samples_png"] = optional(
@@ -306,6 +312,21 @@ def _capacity_items(run: RunReport) -> list[Item]:
     return [Figure(run.figures[k], c) for k, c in caps.items() if k in run.figures]
 
 
+def _learning_items(run: RunReport) -> list[Item]:
+    """The learning curves (train.eval_every) and how many steps each block took to reach a common level."""
+    curves = optional("learning curves (cells/*/curve.csv)", lambda: read_curves(run.run_dir))
+    if curves is None or "learning" not in run.figures:
+        return []
+    metric, every = str(curves["metric"].iloc[0]), int(curves.loc[curves["step"] > 0, "step"].min())
+    caption = (f"{metric} on the validation episodes (never the reported test episodes) during training, every "
+               f"{every} steps, scored on the frames the leaderboard scores; mean over seeds, band ± stderr. "
+               "A sweep sharing one training per block and seed draws it once, at its first data point.")  # fmt: skip
+    note = ("Steps to reach: the first scored step at which a seed reached the dashed level (halfway from the "
+            "untrained score to the best block's final score, one level for every block), mean over the seeds "
+            "that reached it.")  # fmt: skip
+    return [Figure(run.figures["learning"], caption), reach_table(curves), Para(note)]
+
+
 def _efficiency_items(run: RunReport) -> list[Item]:
     items: list[Item] = []
     eff = _read_efficiency(run)
@@ -334,6 +355,8 @@ def run_items(run: RunReport, level: int, title: str | None = None) -> list[Item
     items += [run_table(run), Para(notes(run))]
     capacity = _capacity_items(run)
     items += [Heading(level + 1, "Capacity"), *capacity] if capacity else []
+    learning = _learning_items(run)
+    items += [Heading(level + 1, "Learning curves"), *learning] if learning else []
     gaps = _gap_items(run)
     items += [Heading(level + 1, "Retrieval vs gap"), *gaps] if gaps else []
     items += [Heading(level + 1, "Metric vs horizon"), *_curve_items(run)]
