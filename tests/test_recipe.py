@@ -1,0 +1,210 @@
+"""The recall training recipe: the shifted noise schedule, queries in rounds scored on first asks, the loss on
+target frames, and learning curves (``train.eval_every``).
+
+pytest tests/test_recipe.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from rad_bench.config import load_suite
+from rad_bench.data.recall import Recall, RecallConfig, first_asks
+from rad_bench.model.diffusion import Diffusion
+from rad_bench.suitefile import SuiteError
+
+# --------------------------------------------------------------------------------------------
+#                                   diffusion.shift
+# --------------------------------------------------------------------------------------------
+
+
+def _cosine(levels: int) -> torch.Tensor:
+    """The cosine schedule written out independently (Nichol & Dhariwal 2021, offset 0.008)."""
+    k = torch.arange(levels + 1, dtype=torch.float64) / levels
+    f = torch.cos((k + 0.008) / 1.008 * math.pi / 2) ** 2
+    return (f / f[0]).clamp(min=1e-5).float()
+
+
+def test_shift_one_is_the_cosine_schedule_bit_for_bit():
+    assert torch.equal(Diffusion(1000, "x0", shift=1.0).alpha_bar, _cosine(1000))
+    assert torch.equal(Diffusion(1000, "x0").alpha_bar, _cosine(1000))
+
+
+@pytest.mark.parametrize("shift", [2.0, 4.0, 8.0])
+def test_shift_divides_the_snr_and_keeps_the_schedule_valid(shift):
+    base, ab = Diffusion(1000).alpha_bar.double(), Diffusion(1000, shift=shift).alpha_bar.double()
+    assert ab[0] == 1.0  # level 0 stays exactly clean: context frames are unchanged
+    assert (ab[1:] < base[1:]).all() or (ab[1:] <= base[1:]).all()  # noisier at every level (both clamped at T)
+    assert (ab.diff() <= 0).all() and ab.min() >= 1e-5 - 1e-12  # monotone, within the clamp
+    mid = slice(50, 900)  # away from the clamp: SNR' = SNR / shift^2
+    snr, snr_shifted = base / (1 - base), ab / (1 - ab)
+    torch.testing.assert_close(snr_shifted[mid], snr[mid] / shift**2, rtol=1e-5, atol=0)
+
+
+def test_sampler_levels_are_the_same_and_reach_clean_under_a_shift():
+    """The sampler walks the same level indices; what they mean follows the one shifted schedule."""
+    d1, d4 = Diffusion(1000, "x0"), Diffusion(1000, "x0", shift=4.0)
+    assert d1.schedule(10) == d4.schedule(10) and d4.schedule(10)[-1] == 0
+    noise = torch.randn(1, 1, 3, 4, 4)
+    out = d4.sample(lambda x, k: torch.zeros_like(x), noise, steps=10)  # x0 predicted as 0: ends at 0
+    assert out.abs().max() < 1e-6
+
+
+def test_suite_shift_reaches_the_diffusion_and_is_refused_when_not_positive(tmp_path):
+    s = load_suite("suites/recall.yaml", ["diffusion.shift=4"])
+    assert Diffusion.of(s.diffusion).shift == 4.0
+    with pytest.raises(SuiteError, match="diffusion.shift"):
+        load_suite("suites/recall.yaml", ["diffusion.shift=0"])
+
+
+# --------------------------------------------------------------------------------------------
+#                                   Queries in rounds, first asks
+# --------------------------------------------------------------------------------------------
+
+
+def _queries(data: Recall, n: int, seed: int = 0):
+    frames, actions, places = data.episodes(n, torch.Generator().manual_seed(seed))
+    start = data.cfg.writes + data.cfg.delay
+    return places, start
+
+
+@pytest.mark.parametrize("slots", [1, 2, 3, 8])
+def test_rounds_ask_every_written_slot_once_before_any_repeat(slots):
+    data = Recall(RecallConfig(slots=slots, write_frames=8, delay=4, queries=8, query_order="rounds"))
+    places, start = _queries(data, 16)
+    for p in places:
+        q = p[start:].tolist()
+        for r in range(0, len(q), slots):  # each round is a permutation of the written slots
+            chunk = q[r : r + slots]
+            assert len(set(chunk)) == len(chunk)
+            assert set(chunk) <= set(p[:start].tolist())
+
+
+def test_first_asks_mark_the_first_query_of_each_slot_only():
+    places = torch.tensor([[5, 6, 20, 5, 6, 5, 5], [5, 6, 21, 6, 6, 5, 6]])
+    first = first_asks(places, start=3)
+    assert first.tolist() == [[False] * 3 + [True, True, False, False], [False] * 3 + [True, False, True, False]]
+
+
+def test_eval_set_scores_first_asks_and_training_targets_are_the_same_frames():
+    cfg = RecallConfig(slots=2, write_frames=4, delay=4, queries=6, query_order="rounds")
+    data = Recall(cfg)
+    ev = data.eval_set(8, 8, 6)
+    assert ev.scored is not None and ev.scored[:, :8].sum() == 0
+    assert (ev.scored[:, 8:].sum(dim=1) == 2).all()  # K = 2 first asks among 6 queries
+    frames, actions, targets = data.sample_with_targets(8, 14, torch.Generator().manual_seed(0))
+    f2, a2 = data.sample(8, 14, torch.Generator().manual_seed(0))
+    assert torch.equal(frames, f2) and torch.equal(actions, a2)  # the same draw with or without targets
+    assert targets[:, :8].sum() == 0 and (targets[:, 8:].sum(dim=1) >= 1).all()
+
+
+def test_random_order_keeps_the_draw_of_earlier_versions():
+    """query_order: random (the default) draws exactly as before the option existed: one randint call."""
+    cfg = RecallConfig(slots=3, write_frames=3, delay=2, queries=5)
+    g = torch.Generator().manual_seed(7)
+    places = Recall(cfg).episodes(1, g)[2][0]
+    g = torch.Generator().manual_seed(7)
+    keys = torch.randperm(cfg.max_slots, generator=g)[:3]
+    torch.randint(0, cfg.values, (3,), generator=g)
+    asked = torch.randint(0, 3, (5,), generator=g)
+    assert places[5:].tolist() == keys[asked].tolist()
+
+
+# --------------------------------------------------------------------------------------------
+#                                   train.loss_frames
+# --------------------------------------------------------------------------------------------
+
+
+def test_loss_on_targets_is_the_mean_over_noisy_target_frames_only():
+    d = Diffusion(100, "x0")
+    x0 = torch.randn(2, 4, 3, 4, 4)
+    k = torch.tensor([[0, 10, 20, 30], [40, 0, 50, 60]])
+    eps = torch.randn_like(x0)
+    targets = torch.tensor([[True, True, False, True], [True, True, True, False]])
+    predict = lambda x, lv: torch.zeros_like(x)  # noqa: E731
+    err = x0.pow(2).mean(dim=(2, 3, 4))
+    want = (err[0, 1] + err[0, 3] + err[1, 0] + err[1, 2]) / 4  # level-0 frames carry no loss
+    torch.testing.assert_close(d.loss(predict, x0, k, eps, targets), want)
+    torch.testing.assert_close(d.loss(predict, x0, k, eps), err[k > 0].mean())
+
+
+def test_loss_frames_targets_is_refused_for_a_dataset_without_targets():
+    with pytest.raises(SuiteError, match="train.loss_frames"):
+        load_suite("suites/smoke.yaml", ["train.loss_frames=targets"])
+    assert load_suite("suites/recall.yaml", ["train.loss_frames=targets"]).train.loss_frames == "targets"
+
+
+# --------------------------------------------------------------------------------------------
+#                                   End to end: scored rows, learning curves
+# --------------------------------------------------------------------------------------------
+
+BODY = (
+    "name: recipe\nblocks: [none]\nmetrics: [recall_acc, psnr]\nseeds: [0]\n"
+    "leaderboard: {sort_by: recall_acc_revisit}\n"
+    "model: {preset: tiny, window: 2, patch: 8, dim: 32, depth: 1, heads: 2}\n"
+    "data: {name: recall, frame_size: 16, slots: 2, write_frames: 2, delay: 3, queries: 4, query_order: rounds}\n"
+    "diffusion: {shift: 4.0}\n"
+    "train: {steps: 4, batch_size: 2, clip_len: 9, log_every: 1, warmup: 1, loss_frames: targets, eval_every: EVERY}\n"
+    "rollout: {context: 5, horizon: 4, clips: 2, batch_size: 2, sampling_steps: 2, split: validation}\n"
+)
+
+
+def _run(tmp_path, name: str, every: str = "0"):
+    from rad_bench.runner import run_suite
+
+    (tmp_path / f"{name}.yaml").write_text(BODY.replace("EVERY", every))
+    return run_suite(load_suite(tmp_path / f"{name}.yaml"), run_dir=tmp_path / name, progress=False, argv=["t"])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("recipe")
+    return _run(tmp, "plain"), _run(tmp, "curve", "2")
+
+
+def test_rows_carry_the_recipe_and_the_leaderboard_scores_first_asks(runs):
+    from rad_bench.report.runs import load_run
+
+    plain = runs[0]
+    df = pd.read_csv(plain / "metrics.csv")
+    learned = df[df["block"] == "none"]
+    assert (learned["shift"] == 4.0).all() and (learned["loss_frames"] == "targets").all()
+    per_frame = learned[learned["metric"] == "recall_acc"]
+    assert sorted(per_frame.groupby("frame")["scored"].first().tolist()) == [0, 0, 1, 1]  # 2 first asks of 4
+    table = load_run(plain).table.set_index("block")
+    assert table.loc["none", "frames_revisit"] == 2 * 2  # 2 clips x 2 first asks; the repeats left out
+
+
+def test_learning_curve_leaves_training_unchanged_and_is_reported(runs):
+    plain, curve = runs
+    pt = torch.load(plain / "checkpoints" / "none-s0.pt", weights_only=True)["model"]
+    ct = torch.load(curve / "checkpoints" / "none-s0.pt", weights_only=True)["model"]
+    assert all(torch.equal(pt[k], ct[k]) for k in pt)  # scoring during training consumed no training randomness
+    rows = pd.read_csv(curve / "cells" / "none-s0" / "curve.csv")
+    assert rows["step"].tolist() == [0, 2, 4] and (rows["metric"] == "recall_acc_revisit").all()
+    assert ((rows["value"] >= 0) & (rows["value"] <= 1)).all() and (rows["split"] == "validation").all()
+    assert not (plain / "cells" / "none-s0" / "curve.csv").exists()
+    report = (curve / "report.md").read_text()
+    assert "## Learning curves" in report and "mean steps to reach" in report
+    assert (curve / "figures" / "learning_curves.png").is_file()
+    assert json.loads((curve / "cells" / "none-s0" / "stats.json").read_text())["train_steps"] == 4
+
+
+def test_steps_to_reach_counts_the_first_step_at_the_common_level():
+    from rad_bench.report.learning import reach_level, steps_to_reach
+
+    rows = [("a", 0, [0.0, 0.5, 1.0]), ("a", 1, [0.0, 0.2, 0.6]), ("b", 0, [0.0, 0.1, 0.2]), ("b", 1, [0.0, 0.0, 0.0])]
+    curves = pd.DataFrame(
+        [{"block": b, "seed": s, "step": 10 * i, "metric": "recall_acc_revisit", "value": v}
+         for b, s, vs in rows for i, v in enumerate(vs)]
+    )  # fmt: skip
+    level = reach_level(curves)  # halfway from 0 (untrained) to block a's final mean 0.8
+    assert level == pytest.approx(0.4)
+    t = steps_to_reach(curves, level).set_index("block")
+    assert t.loc["a", "reached"] == 2 and t.loc["a", "steps_to_reach"] == 15  # steps 10 and 20
+    assert t.loc["b", "reached"] == 0 and math.isnan(t.loc["b", "steps_to_reach"])
