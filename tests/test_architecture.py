@@ -25,16 +25,16 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                  "rad_bench.completion")),
     ("primitives", ("rad_bench.metrics", "rad_bench.data", "rad_bench.ops", "rad_bench.block", "rad_bench.model",
                     "rad_bench.reference", "rad_bench.batches")),
-    ("suite validation", ("rad_bench.config", "rad_bench.blockargs")),
+    ("suite validation", ("rad_bench.config", "rad_bench.sections", "rad_bench.blockargs")),
     ("blocks", ("blocks",)),
     ("phases", ("rad_bench.rollout", "rad_bench.modes", "rad_bench.train", "rad_bench.score", "rad_bench.build",
-                "rad_bench.mqar")),
+                "rad_bench.mqar", "rad_bench.curve")),
     ("report (torch-free)", ("rad_bench.report",)),
     ("runs", ("rad_bench.rundir", "rad_bench.reuse", "rad_bench.runner", "rad_bench.launch")),
     ("benchmark", ("rad_bench.bench",)),
     ("entry points", ("rad_bench.cli", "rad_bench.__main__", "rad_bench.bench.__main__", "rad_bench")),
 ]  # fmt: skip
-TORCH_FREE = ("rad_bench.config", "rad_bench.report")  # importing these must never load torch
+TORCH_FREE = ("rad_bench.config", "rad_bench.sections", "rad_bench.report")  # importing these must never load torch
 
 
 def _modules() -> dict[str, Path]:

@@ -31,6 +31,7 @@ from rad_bench.report.learning import plot_learning_curves, reach_table, read_cu
 from rad_bench.report.samples import sample_gif, sample_strip
 from rad_bench.report.tables import leaderboard, resolve_baseline, sort_table, unit_of, with_comparison
 from rad_bench.report.views import (
+    RECALL_NOTE,
     REFERENCE_NOTE,
     TAG_NOTE,
     caveats,
@@ -230,6 +231,7 @@ def notes(run: RunReport) -> str:
         frames_note(run.table),
         compare_note(run.table, run.sort_by, run.baseline),
     ]
+    lines += [RECALL_NOTE] if "recall_acc" in run.metrics else []
     return "\n".join(lines + ([REFERENCE_NOTE] if has_reference(run.table) else [])) + "\n"
 
 

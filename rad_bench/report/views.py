@@ -136,6 +136,15 @@ TAG_NOTE = (
 )
 
 
+RECALL_NOTE = (
+    "`recall_acc`: a generated query frame counts as recalled when, of the 32 value renderings (8 colours x 4 "
+    "shapes), the one nearest to it in pixel L2 is the one nearest to the ground truth. The nearest rendering "
+    "can be right for a frame that is far from clean (the right colour per quarter of the view, with noise), "
+    "so read it beside the query frames' PSNR and LPIPS and the sample strips. Chance is 1/V (V = data.values). "
+    "Only the first ask of each slot is scored (rows with `scored` = 0, repeated asks the window can copy, "
+    "stay in metrics.csv)."
+)
+
 REFERENCE_NOTE = (
     "Rows marked (ref) are references that involve no training, scored on the same episodes: "
     "`copy_last`: repeats the last context frame; a learned block below it has learned nothing useful. "

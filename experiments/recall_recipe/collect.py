@@ -1,0 +1,76 @@
+"""Collect the recall recipe study (issue 23) into one table: ``study.csv`` and ``study.md`` next to this file.
+
+Reads the newest run of each study suite (``results/recall_recipe_<step>/``; validation episodes only) and
+keeps, per recipe, block and K: recall_acc on first asks and the query frames' PSNR and LPIPS, each the mean
+over seeds with its 95% interval over seeds.
+
+    python experiments/recall_recipe/collect.py [--results results]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from rad_bench.results import parse_variant
+
+HERE = Path(__file__).parent
+STEPS = {  # suite name -> how the table names its recipe
+    "recall_recipe_today": "0: the suite before the study (own training per K, random queries, all frames)",
+    "recall_recipe_shift": "1: rounds + one training on 1..16 writes, shift {shift:g}",
+    "recall_recipe_targets": "2: step 1 at shift 4, loss on first asks only",
+    "recall_recipe_final": "3: the chosen recipe",
+}
+COLUMNS = ("recall_acc_revisit", "psnr_revisit", "lpips_revisit")
+
+
+def newest(results: Path, suite: str) -> Path | None:
+    runs = sorted(d for d in (results / suite).glob("*") if (d / "leaderboard.csv").is_file())
+    return runs[-1] if runs else None
+
+
+def rows(results: Path) -> pd.DataFrame:
+    out = []
+    for suite, recipe in STEPS.items():
+        run = newest(results, suite)
+        if run is None:
+            continue
+        lb = pd.read_csv(run / "leaderboard.csv")
+        for r in lb.itertuples():
+            v = parse_variant(r.variant)
+            row = {"step": recipe.format(shift=float(getattr(r, "shift", 1.0) or 1.0)), "run": run.name,
+                   "block": r.block_name, "K": v.get("slots"), "seeds": r.seeds}  # fmt: skip
+            for c in COLUMNS:
+                row[c] = getattr(r, c, float("nan"))
+                row[f"{c}_ci95"] = getattr(r, f"{c}_ci95", float("nan"))
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """One line per recipe and block: recall_acc at each K (± 95% over seeds), query PSNR at the smallest K."""
+    ks = sorted(df["K"].dropna().unique())
+    head = ["recipe", "block", *(f"recall_acc K={k:g}" for k in ks), f"query PSNR K={ks[0]:g} (dB)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (step, block), g in df.groupby(["step", "block"], sort=False):
+        g = g.set_index("K")
+        acc = [f"{g.at[k, 'recall_acc_revisit']:.2f} ± {g.at[k, 'recall_acc_revisit_ci95']:.2f}" if k in g.index
+               else "—" for k in ks]  # fmt: skip
+        psnr = f"{g.at[ks[0], 'psnr_revisit']:.1f}" if ks[0] in g.index else "—"
+        lines.append("| " + " | ".join([step, block, *acc, psnr]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, default=Path("results"))
+    df = rows(ap.parse_args().results)
+    df.to_csv(HERE / "study.csv", index=False)
+    (HERE / "study.md").write_text(markdown(df))
+    print(markdown(df))
+
+
+if __name__ == "__main__":
+    main()
