@@ -43,6 +43,10 @@ class DiffusionCfg(_Strict):
         1.0, gt=0, le=64, description="noise schedule shift: SNR / shift^2 at every level, training and sampling "
         "alike (Hoogeboom et al. 2023); 1 = the cosine schedule"
     )  # fmt: skip
+    sampler_levels: Literal["even", "snr"] = Field(
+        "even", description="sampler steps: level indices evenly spaced, or at the noise levels of the unshifted "
+        "schedule's evenly spaced steps (the last steps at low noise under a shift); the same at shift 1"
+    )  # fmt: skip
 
 
 class TrainCfg(_Strict):

@@ -55,9 +55,22 @@ def test_sampler_levels_are_the_same_and_reach_clean_under_a_shift():
     assert out.abs().max() < 1e-6
 
 
+@pytest.mark.parametrize("steps", [2, 10, 25])
+def test_snr_sampler_visits_the_unshifted_noise_levels(steps):
+    even, plain = Diffusion(1000, "x0", shift=8.0), Diffusion(1000, "x0")
+    snr = Diffusion(1000, "x0", shift=8.0, sampler_levels="snr")
+    assert Diffusion(1000, "x0", sampler_levels="snr").schedule(steps) == plain.schedule(steps)  # same at shift 1
+    ks = snr.schedule(steps)
+    assert ks[0] == 1000 and ks[-1] == 0 and ks == sorted(set(ks), reverse=True)
+    assert len(ks) == steps + 1 and ks != even.schedule(steps)
+    ab, want = snr.alpha_bar, plain.alpha_bar[plain.schedule(steps)[1:-1]]
+    for k, w in zip(ks[1:-1], want):  # the nearest shifted level to each cosine one
+        assert (ab[k] - w).abs() <= min((ab[k - 1] - w).abs(), (ab[k + 1] - w).abs()) and (ab[k] - w).abs() < 5e-3
+
+
 def test_suite_shift_reaches_the_diffusion_and_is_refused_when_not_positive(tmp_path):
-    s = load_suite("suites/recall.yaml", ["diffusion.shift=4"])
-    assert Diffusion.of(s.diffusion).shift == 4.0
+    s = load_suite("suites/recall.yaml", ["diffusion.shift=4", "diffusion.sampler_levels=snr"])
+    assert Diffusion.of(s.diffusion).shift == 4.0 and Diffusion.of(s.diffusion).sampler_levels == "snr"
     with pytest.raises(SuiteError, match="diffusion.shift"):
         load_suite("suites/recall.yaml", ["diffusion.shift=0"])
 
