@@ -342,10 +342,17 @@ def limit_train(suite: Suite, limit_steps: int | None) -> tuple[Suite, bool]:
 
 
 def _run_cells(ctx: RunContext, todo: list[Cell]) -> None:
-    """Every cell of ``todo`` under its lock, then the ones another process held, once it lets go."""
+    """Every cell of ``todo`` under its lock, then the ones another process held, once it lets go. A cell
+    whose training another process is running now (the same training key) waits with them: it then reuses
+    that training instead of repeating it."""
     pending: list[tuple[str, Callable[[], None]]] = []  # cells another process held when we reached them
     datasets: dict[tuple[int, str], Dataset] = {}
+    busy: set[str] = set()  # training keys of cells another process held
     for c in todo:
+        trained = "" if c.reference else training_key(c.suite, c.spec, c.seed)
+        if trained in busy:
+            pending.append((c.name, lambda c=c: run_cell(ctx, c, make_dataset(c.suite, c.seed))))
+            continue
         key = (c.seed, data_key(c.suite))
         if key not in datasets:  # one (seed, data point)'s training data in memory at a time
             datasets = {key: make_dataset(c.suite, c.seed)}
@@ -354,6 +361,7 @@ def _run_cells(ctx: RunContext, todo: list[Cell]) -> None:
         run = run_reference_cell if c.reference else run_cell
         if not run_locked(ctx.run_dir, c.name, lambda c=c, run=run, d=datasets[key]: run(ctx, c, d), wait=False):
             pending.append((c.name, lambda c=c, run=run: run(ctx, c, make_dataset(c.suite, c.seed))))
+            busy |= {trained} - {""}
     for cell, job in pending:  # wait for the other process; run the cell if it died meanwhile
         run_locked(ctx.run_dir, cell, job, wait=True)
 

@@ -221,3 +221,24 @@ def test_steps_to_reach_counts_the_first_step_at_the_common_level():
     t = steps_to_reach(curves, level).set_index("block")
     assert t.loc["a", "reached"] == 2 and t.loc["a", "steps_to_reach"] == 15  # steps 10 and 20
     assert t.loc["b", "reached"] == 0 and math.isnan(t.loc["b", "steps_to_reach"])
+
+
+def test_a_cell_whose_training_another_process_holds_waits_and_reuses_it(tmp_path, monkeypatch):
+    """--workers: when another process is training the cell that a later cell would reuse (the same training
+    key), the later cell waits for it instead of training a duplicate."""
+    import rad_bench.runner as runner
+
+    real, held = runner.run_locked, {"none[slots=1]-s0"}
+
+    def first_busy(run_dir, cell, job, *, wait):  # the origin is "held by another process" the first time
+        if cell in held and not wait:
+            held.discard(cell)
+            return False
+        return real(run_dir, cell, job, wait=wait)
+
+    monkeypatch.setattr(runner, "run_locked", first_busy)
+    body = BODY.replace("EVERY", "0").replace("slots: 2, write_frames: 2", "slots: 2, train_slots: 2, write_frames: 2")
+    (tmp_path / "s.yaml").write_text(body + "sweep: {data.slots: [1, 2]}\n")
+    run = runner.run_suite(load_suite(tmp_path / "s.yaml"), run_dir=tmp_path / "run", progress=False, argv=["t"])
+    stats = json.loads((run / "cells" / "none[slots=2]-s0" / "stats.json").read_text())
+    assert stats["train_shared_from"] == "none[slots=1]-s0"
