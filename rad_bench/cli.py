@@ -86,7 +86,13 @@ def run(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     wide: Annotated[bool, typer.Option(help="print every leaderboard column, not the headline ones")] = False,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch [default: one per core]")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="processes sharing the run folder, cells in parallel")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="processes sharing the run folder, cells in parallel [default: the suite's launcher.workers, else 1]",
+        ),
+    ] = None,
     launcher: Annotated[Literal["none", "local", "slurm"], typer.Option(help="one submitit job per cell")] = "none",
     report: Annotated[bool, typer.Option(help="write the leaderboard at the end (--workers' helpers: no)")] = True,
 ) -> None:
@@ -95,10 +101,9 @@ def run(
     from rad_bench.launch import worker_threads
     from rad_bench.utils import close_distributed, is_main, set_threads
 
-    threads = worker_threads(workers, threads)
-    set_threads(threads)
     _check_environment()
     if _is_mqar(suite):
+        set_threads(worker_threads(1, threads))
         _run_mqar(suite, set_ or [], results)
         return
     try:
@@ -106,6 +111,9 @@ def run(
     except SuiteError as e:  # names the file itself
         _fail(str(e))
         return
+    workers = workers or s.launcher.workers
+    threads = worker_threads(workers, threads)
+    set_threads(threads)
     try:
         where = {"run_dir": run_dir, "resume": resume, "limit_steps": limit_steps, "results_root": results}
         out = _start(s, suite, set_ or [], where, progress=progress, report=report, workers=workers,

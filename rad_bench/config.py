@@ -85,6 +85,10 @@ class LauncherCfg(_Strict):
     cpus: int = Field(8, ge=1, description="CPU cores per job")
     time: int = Field(120, ge=1, description="time limit per job, in minutes")
     mem_gb: int | None = Field(None, ge=1, description="memory per job in GiB; default: the cluster's")
+    workers: int = Field(
+        1, ge=1, le=64, description="processes on this machine sharing the run folder (the default of --workers): "
+        "on a small CPU, several one-thread processes train small models faster than one with every core"
+    )  # fmt: skip
 
 
 ALL_BLOCKS = "all"  # `blocks: all`: every registered block

@@ -48,7 +48,7 @@ def worker_threads(workers: int, threads: int | None) -> int | None:
 
 def worker_command(suite: Path, overrides: list[str], limit_steps: int | None, threads: int | None) -> list[str]:
     """The command a ``--workers`` helper runs (``--run-dir`` is added once the folder is known)."""
-    cmd = [sys.executable, "-m", "rad_bench", "run", str(suite), "--no-progress", "--no-report"]
+    cmd = [sys.executable, "-m", "rad_bench", "run", str(suite), "--no-progress", "--no-report", "--workers", "1"]
     cmd += [a for s in overrides for a in ("--set", s)]
     cmd += ["--limit-steps", str(limit_steps)] if limit_steps is not None else []
     return cmd + (["--threads", str(threads)] if threads is not None else [])

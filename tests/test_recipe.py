@@ -242,3 +242,20 @@ def test_a_cell_whose_training_another_process_holds_waits_and_reuses_it(tmp_pat
     run = runner.run_suite(load_suite(tmp_path / "s.yaml"), run_dir=tmp_path / "run", progress=False, argv=["t"])
     stats = json.loads((run / "cells" / "none[slots=2]-s0" / "stats.json").read_text())
     assert stats["train_shared_from"] == "none[slots=1]-s0"
+
+
+def test_a_suite_sets_the_default_workers_and_helpers_start_none_of_their_own(tmp_path):
+    from typer.testing import CliRunner
+
+    from rad_bench.cli import app
+    from rad_bench.launch import worker_command
+
+    assert (
+        "--workers" in (cmd := worker_command(tmp_path / "s.yaml", [], None, 1))
+        and cmd[cmd.index("--workers") + 1] == "1"
+    )
+    (tmp_path / "s.yaml").write_text(BODY.replace("EVERY", "0") + "launcher: {workers: 2}\n")
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "s.yaml"), "--results", str(tmp_path), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    run = next((tmp_path / "recipe").iterdir())
+    assert (run / "logs" / "worker1.log").is_file()  # the suite's launcher.workers started one helper
