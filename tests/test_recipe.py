@@ -259,3 +259,36 @@ def test_a_suite_sets_the_default_workers_and_helpers_start_none_of_their_own(tm
     assert res.exit_code == 0, res.output
     run = next((tmp_path / "recipe").iterdir())
     assert (run / "logs" / "worker1.log").is_file()  # the suite's launcher.workers started one helper
+
+
+def test_the_study_collector_reads_leaderboards(tmp_path):
+    """experiments/recall_recipe/collect.py on two small leaderboards: the study table and the README table."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "experiments" / "recall_recipe" / "collect.py"
+    spec = importlib.util.spec_from_file_location("collect", path)
+    collect = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(collect)
+    rows = []
+    for block, ref in (("none", False), ("ttt", False), ("recall_oracle", True)):
+        for k in (2, 8):
+            acc = {"none": 0.03, "ttt": 0.8 / k * 2, "recall_oracle": 1.0}[block]
+            rows.append({"block": f"{block}[slots={k}]", "block_name": block, "variant": f"slots={k}", "shift": 8.0,
+                         "reference": ref, "seeds": 3, "recall_acc_revisit": acc, "recall_acc_revisit_ci95": 0.05,
+                         "psnr_revisit": 10.0, "psnr_revisit_ci95": 1.0, "lpips_revisit": 0.5,
+                         "lpips_revisit_ci95": 0.1, "recall_acc_revisit_diff": acc - 0.03 if block == "ttt" else None,
+                         "recall_acc_revisit_diff_lo": 0.5, "recall_acc_revisit_diff_hi": 0.9,
+                         "recall_acc_revisit_diff_sig": block == "ttt"})  # fmt: skip
+    run = tmp_path / "recall_recipe_shift" / "20261203-000000-abc"
+    run.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(run / "leaderboard.csv", index=False)
+    study = collect.rows(tmp_path)
+    assert len(study) == 6 and set(study["K"]) == {2, 8}
+    assert (
+        "| 1: rounds + one training on 1..16 writes, shift 8 | ttt | 0.80 ± 0.05 | 0.20 ± 0.05 |"
+        in collect.markdown(study)
+    )
+    table = collect.final_table(run)
+    assert "| ttt | 0.80 ± 0.05 (+0.77 [0.50, 0.90] *) | 0.20 ± 0.05 (+0.17 [0.50, 0.90] *) |" in table
+    assert "recall_oracle (ref)" in table

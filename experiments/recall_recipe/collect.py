@@ -4,7 +4,11 @@ Reads the newest run of each study suite (``results/recall_recipe_<step>/``; val
 keeps, per recipe, block and K: recall_acc on first asks and the query frames' PSNR and LPIPS, each the mean
 over seeds with its 95% interval over seeds.
 
-    python experiments/recall_recipe/collect.py [--results results]
+    python experiments/recall_recipe/collect.py [--results results] [--final results/recall/<run>]
+
+With ``--final``, also the README's table of a ``suites/recall.yaml`` run: per block and K, recall_acc (mean ±
+95% interval over seeds) and the query frames' PSNR, each with the paired difference to ``none`` at the same
+K when its bootstrap interval excludes zero (``*``).
 """
 
 from __future__ import annotations
@@ -63,10 +67,42 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cell(r: pd.Series, col: str, fmt: str) -> str:
+    text = f"{r[col]:{fmt}} ± {r[col + '_ci95']:{fmt}}"
+    diff = f"{col}_diff"
+    if diff in r and pd.notna(r[diff]):
+        text += (
+            f" ({r[diff]:+{fmt}} [{r[diff + '_lo']:{fmt}}, {r[diff + '_hi']:{fmt}}]{' *' if r[diff + '_sig'] else ''})"
+        )
+    return text
+
+
+def final_table(run: Path) -> str:
+    """recall_acc and query PSNR per block (rows) and K (columns), paired with none at the same K."""
+    lb = pd.read_csv(run / "leaderboard.csv")
+    lb["K"] = lb["variant"].map(lambda v: parse_variant(v).get("slots"))
+    ks = sorted(lb["K"].dropna().unique())
+    out = []
+    for col, fmt, title in (("recall_acc_revisit", ".2f", "recall_acc"), ("psnr_revisit", ".1f", "query PSNR (dB)")):
+        head = ["block", *(f"K={k:g}" for k in ks)]
+        lines = [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        order = lb[lb["K"] == ks[0]].sort_values(col, ascending=False)["block_name"]
+        for block in order:
+            g = lb[lb["block_name"] == block].set_index("K")
+            ref = " (ref)" if bool(g["reference"].iloc[0]) else ""
+            lines.append("| " + " | ".join([block + ref, *(_cell(g.loc[k], col, fmt) for k in ks)]) + " |")
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=Path("results"))
-    df = rows(ap.parse_args().results)
+    ap.add_argument("--final", type=Path, default=None)
+    args = ap.parse_args()
+    if args.final is not None:
+        print(final_table(args.final))
+    df = rows(args.results)
     df.to_csv(HERE / "study.csv", index=False)
     (HERE / "study.md").write_text(markdown(df))
     print(markdown(df))
