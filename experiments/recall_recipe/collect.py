@@ -2,7 +2,7 @@
 
 Reads the newest run of each study suite (``results/recall_recipe_<step>/``; validation episodes only) and
 keeps, per recipe, block and K: recall_acc on first asks and the query frames' PSNR and LPIPS, each the mean
-over seeds with its 95% interval over seeds.
+over seeds with its 95% t-interval over seeds, from the finished cells (a run stopped early counts its seeds).
 
     python experiments/recall_recipe/collect.py [--results results] [--final results/recall/<run>]
 
@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
+from scipy import stats
 
 from rad_bench.results import parse_variant
 
@@ -31,8 +32,29 @@ COLUMNS = ("recall_acc_revisit", "psnr_revisit", "lpips_revisit")
 
 
 def newest(results: Path, suite: str) -> Path | None:
-    runs = sorted(d for d in (results / suite).glob("*") if (d / "leaderboard.csv").is_file())
+    runs = sorted(d for d in (results / suite).glob("*") if (d / "cells").is_dir())
     return runs[-1] if runs else None
+
+
+def _interval(x: pd.Series) -> float:
+    """95% t-interval half-width over seeds (0 for one seed)."""
+    n = x.count()
+    return float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / n**0.5) if n > 1 else 0.0
+
+
+def cell_means(run: Path) -> pd.DataFrame:
+    """Per finished cell (a partial run too: cells are read one by one): block, K, seed and the mean of each
+    per-frame metric over the scored revisit frames (first asks)."""
+    out = []
+    for f in sorted((run / "cells").glob("*/metrics.csv")):
+        df = pd.read_csv(f)
+        df = df[(df["tag"] == "revisit") & (df["scored"].fillna(1) != 0)] if "scored" in df else df
+        v = parse_variant(df["variant"].iloc[0])
+        row = {"block": df["block_name"].iloc[0], "K": v.get("slots"), "shift": v.get("shift", df["shift"].iloc[0]),
+               "seed": int(df["seed"].iloc[0]), "reference": bool(df["reference"].iloc[0])}  # fmt: skip
+        row |= {f"{m}_revisit": x for m, x in df.groupby("metric")["value"].mean().items()}
+        out.append(row)
+    return pd.DataFrame(out)
 
 
 def rows(results: Path) -> pd.DataFrame:
@@ -41,14 +63,12 @@ def rows(results: Path) -> pd.DataFrame:
         run = newest(results, suite)
         if run is None:
             continue
-        lb = pd.read_csv(run / "leaderboard.csv")
-        for r in lb.itertuples():
-            v = parse_variant(r.variant)
-            row = {"step": recipe.format(shift=float(getattr(r, "shift", 1.0) or 1.0)), "run": run.name,
-                   "block": r.block_name, "K": v.get("slots"), "seeds": r.seeds}  # fmt: skip
+        cells = cell_means(run)
+        for (block, k, shift), g in cells[~cells["reference"]].groupby(["block", "K", "shift"], sort=False):
+            row = {"step": recipe.format(shift=float(shift)), "run": run.name, "block": block, "K": k,
+                   "seeds": len(g)}  # fmt: skip
             for c in COLUMNS:
-                row[c] = getattr(r, c, float("nan"))
-                row[f"{c}_ci95"] = getattr(r, f"{c}_ci95", float("nan"))
+                row[c], row[f"{c}_ci95"] = (g[c].mean(), _interval(g[c])) if c in g else (float("nan"),) * 2
             out.append(row)
     return pd.DataFrame(out)
 
@@ -56,14 +76,14 @@ def rows(results: Path) -> pd.DataFrame:
 def markdown(df: pd.DataFrame) -> str:
     """One line per recipe and block: recall_acc at each K (± 95% over seeds), query PSNR at the smallest K."""
     ks = sorted(df["K"].dropna().unique())
-    head = ["recipe", "block", *(f"recall_acc K={k:g}" for k in ks), f"query PSNR K={ks[0]:g} (dB)"]
+    head = ["recipe", "block", "seeds", *(f"recall_acc K={k:g}" for k in ks), f"query PSNR K={ks[0]:g} (dB)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (step, block), g in df.groupby(["step", "block"], sort=False):
         g = g.set_index("K")
         acc = [f"{g.at[k, 'recall_acc_revisit']:.2f} ± {g.at[k, 'recall_acc_revisit_ci95']:.2f}" if k in g.index
                else "—" for k in ks]  # fmt: skip
         psnr = f"{g.at[ks[0], 'psnr_revisit']:.1f}" if ks[0] in g.index else "—"
-        lines.append("| " + " | ".join([step, block, *acc, psnr]) + " |")
+        lines.append("| " + " | ".join([step, block, str(int(g["seeds"].min())), *acc, psnr]) + " |")
     return "\n".join(lines) + "\n"
 
 
