@@ -27,7 +27,7 @@ def accuracy(ab: float, n: int = 1000, size: int = 16) -> float:
 
 
 def main() -> None:
-    print("shift | last level read from the frame alone | training levels beyond it | sampler steps beyond (even / snr)")
+    print("shift | last level the frame alone identifies | training levels beyond | sampler steps beyond (even / snr)")
     for shift in (1.0, 2.0, 4.0, 8.0):
         d = Diffusion(1000, "x0", shift)
         levels = torch.arange(0, 1001, 5)  # every 5th level: the boundary to within 5 levels
