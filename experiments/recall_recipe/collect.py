@@ -26,7 +26,7 @@ STEPS = {  # suite name -> how the table names its recipe
     "recall_recipe_today": "0: the suite before the study (own training per K, random queries, all frames)",
     "recall_recipe_shift": "1: rounds + one training on 1..16 writes, shift {shift:g}",
     "recall_recipe_targets": "2: step 1 at shift 8, loss on first asks only",
-    "recall_recipe_final": "3: the chosen recipe",
+    "recall_recipe_steps": "4: the chosen recipe (suites/recall.yaml v3) at 2400 steps",
 }
 COLUMNS = ("recall_acc_revisit", "psnr_revisit", "lpips_revisit")
 
