@@ -111,7 +111,8 @@ def run(
     except SuiteError as e:  # names the file itself
         _fail(str(e))
         return
-    workers = workers or s.launcher.workers
+    plain = launcher == "none" and int(os.environ.get("WORLD_SIZE", "1")) == 1  # not cluster jobs, not torchrun
+    workers = workers or (s.launcher.workers if plain else 1)
     threads = worker_threads(workers, threads)
     set_threads(threads)
     try:

@@ -241,12 +241,26 @@ def validate(raw: dict[str, Any], where: str = "suite") -> Suite:
         raise _explain(e, Suite, where) from None
     _check_names(suite, where)
     _check_sizes(suite, data_config(suite, where), where)
-    if suite.train.loss_frames == "targets" and not DATASETS.get(suite.data["name"]).has_targets:
-        raise SuiteError(f"{where}: field 'train.loss_frames': dataset '{suite.data['name']}' declares no target "
-                         "frames; set train.loss_frames: all")  # fmt: skip
+    for label, variant in [("", suite), *variants(suite, where)]:
+        _check_training(variant, f"{where} (sweep {label})" if label else where)
     for label, variant in variants(suite, where):
         _check_point(suite, label, variant, where)
     return suite
+
+
+def _check_training(suite: Suite, where: str) -> None:
+    """What ``train.loss_frames: targets`` and ``train.eval_every`` need from the dataset and the sort metric."""
+    cls, name = DATASETS.get(suite.data["name"]), suite.data["name"]
+    if suite.train.loss_frames == "targets" and not cls.has_targets:
+        raise SuiteError(f"{where}: field 'train.loss_frames': dataset '{name}' declares no target frames; set "
+                         "train.loss_frames: all")  # fmt: skip
+    metric = split_column(suite.leaderboard.sort_by)[0]
+    if suite.train.eval_every and (
+        "split" not in inspect.signature(cls.eval_set).parameters or METRICS.get(metric).scope != "per_frame"
+    ):
+        raise SuiteError(f"{where}: field 'train.eval_every': learning curves score leaderboard.sort_by "
+                         f"('{suite.leaderboard.sort_by}', a per-frame metric needed) on the validation episodes "
+                         f"of dataset '{name}' (an eval_set with a split needed); set train.eval_every: 0")  # fmt: skip
 
 
 def _check_point(suite: Suite, label: str, variant: Suite, where: str) -> None:

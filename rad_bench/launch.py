@@ -4,10 +4,11 @@ Both lean on what lets any processes share a run folder (:mod:`rad_bench.rundir`
 by whichever process takes its lock first and is never computed twice, so no cell is assigned here.
 
 - ``rad-bench run SUITE --workers N`` (:func:`worker_pool`): once the run folder is chosen, N-1 copies
-  of the same command start with ``--run-dir`` set to it, ``--no-report`` and no ``--workers``; this
+  of the same command start with ``--run-dir`` set to it, ``--no-report`` and ``--workers 1``; this
   process runs cells too, waits for them, then writes the report. Their output is in
   ``logs/worker<i>.log``. Small cells then fill one GPU (or the CPU cores: each process gets
-  ``cores / N`` torch threads unless ``--threads`` says otherwise).
+  ``cores / N`` torch threads unless ``--threads`` says otherwise). A suite's ``launcher.workers`` is the
+  default of ``--workers`` for a plain run (not with ``--launcher`` or under torchrun).
 - ``rad-bench run SUITE --launcher slurm`` (:func:`run_on_cluster`): one submitit job per cell not
   yet done, each running the same cell code (:func:`run_cell_job`) into the shared run folder, with
   the resources of the suite's ``launcher:`` section (``--set launcher.gpus=2``); the report is drawn

@@ -33,6 +33,7 @@ def training_key(suite: Suite, spec: BlockSpec, seed: int) -> str:
     d = {k: v for k, v in resolved_dict(suite).items() if k not in EVALUATION_ONLY}
     eval_only = data_config(suite).eval_only()
     d["data"] = {k: v for k, v in d["data"].items() if k not in eval_only}
+    d["diffusion"] = {k: v for k, v in d["diffusion"].items() if k != "sampler_levels"}  # sampling only
     d["block"], d["seed"] = spec.model_dump(mode="json"), seed
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -292,3 +292,54 @@ def test_the_study_collector_reads_leaderboards(tmp_path):
     table = collect.final_table(run)
     assert "| ttt | 0.80 ± 0.05 (+0.77 [0.50, 0.90] *) | 0.20 ± 0.05 (+0.17 [0.50, 0.90] *) |" in table
     assert "recall_oracle (ref)" in table
+
+
+@pytest.mark.parametrize(("shift", "steps"), [(8.0, 100), (64.0, 10), (64.0, 50)])
+def test_snr_sampler_takes_every_step_even_where_nearest_levels_coincide(shift, steps):
+    ks = Diffusion(1000, "x0", shift=shift, sampler_levels="snr").schedule(steps)
+    assert len(ks) == steps + 1 and ks[0] == 1000 and ks[-1] == 0
+    assert all(a > b for a, b in zip(ks, ks[1:]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        (["train.eval_every=10", "leaderboard.sort_by=fvd_all", "metrics=[psnr, fvd]"], "per-frame metric"),
+        (["sweep={train.loss_frames: [all, targets]}"], "train.loss_frames"),
+    ],
+)
+def test_curve_and_target_settings_are_checked_at_load(overrides, words):
+    with pytest.raises(SuiteError, match=words):
+        load_suite("suites/smoke.yaml", overrides)
+
+
+def test_report_of_a_curve_with_the_untrained_point_only(tmp_path):
+    from rad_bench.report.runs import _learning_items
+
+    (tmp_path / "cells" / "none-s0").mkdir(parents=True)
+    row = {"block": "none", "seed": 0, "variant": "", "step": 0, "metric": "recall_acc_revisit", "value": 0.03}
+    pd.DataFrame([row]).to_csv(tmp_path / "cells" / "none-s0" / "curve.csv")
+
+    class Run:
+        run_dir, figures = tmp_path, {"learning": tmp_path / "x.png"}
+
+    assert _learning_items(Run()) == []
+
+
+def test_the_suite_workers_default_is_ignored_under_a_launcher_and_torchrun(tmp_path, monkeypatch):
+    """launcher.workers is a plain run's default: cluster jobs and torchrun ranks start no helpers."""
+    import rad_bench.cli as cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "_start", lambda *a, **kw: seen.update(kw) or (_ for _ in ()).throw(SystemExit(0)))
+    (tmp_path / "s.yaml").write_text(BODY.replace("EVERY", "0") + "launcher: {workers: 2}\n")
+    from typer.testing import CliRunner
+
+    CliRunner().invoke(cli.app, ["run", str(tmp_path / "s.yaml"), "--launcher", "local"])
+    assert seen["workers"] == 1
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    CliRunner().invoke(cli.app, ["run", str(tmp_path / "s.yaml")])
+    assert seen["workers"] == 1
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    CliRunner().invoke(cli.app, ["run", str(tmp_path / "s.yaml")])
+    assert seen["workers"] == 2

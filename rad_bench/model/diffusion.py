@@ -114,6 +114,8 @@ class Diffusion:
             want = self._cosine[ks].double()
             ks = (self.alpha_bar.double()[None, :] - want[:, None]).abs().argmin(dim=1)
             ks[0], ks[-1] = self.T, 0
+            for i in range(1, steps):  # nearest levels may coincide at large shifts: keep every step distinct
+                ks[i] = min(max(int(ks[i]), steps - i), int(ks[i - 1]) - 1)
         return sorted(set(ks.tolist()), reverse=True)
 
     @torch.no_grad()

@@ -319,7 +319,10 @@ def _learning_items(run: RunReport) -> list[Item]:
     curves = optional("learning curves (cells/*/curve.csv)", lambda: read_curves(run.run_dir))
     if curves is None or "learning" not in run.figures:
         return []
-    metric, every = str(curves["metric"].iloc[0]), int(curves.loc[curves["step"] > 0, "step"].min())
+    steps = curves.loc[curves["step"] > 0, "step"]
+    if steps.empty:  # train.steps: 0, the untrained score only
+        return []
+    metric, every = str(curves["metric"].iloc[0]), int(steps.min())
     caption = (f"{metric} on the validation episodes (never the reported test episodes) during training, every "
                f"{every} steps, scored on the frames the leaderboard scores; mean over seeds, band ± stderr. "
                "A sweep sharing one training per block and seed draws it once, at its first data point.")  # fmt: skip
