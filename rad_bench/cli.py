@@ -111,10 +111,7 @@ def run(
     except SuiteError as e:  # names the file itself
         _fail(str(e))
         return
-    plain = launcher == "none" and int(os.environ.get("WORLD_SIZE", "1")) == 1  # not cluster jobs, not torchrun
-    workers = workers or (s.launcher.workers if plain else 1)
-    threads = worker_threads(workers, threads)
-    set_threads(threads)
+    workers, threads = _processes(s, workers, threads, launcher)
     try:
         where = {"run_dir": run_dir, "resume": resume, "limit_steps": limit_steps, "results_root": results}
         out = _start(s, suite, set_ or [], where, progress=progress, report=report, workers=workers,
@@ -135,6 +132,19 @@ def run(
         typer.echo(rep.terminal(rep.load_run(out), wide=wide))
         typer.echo(f"results: {out}")
     close_distributed()
+
+
+def _processes(s: Any, workers: int | None, threads: int | None, launcher: str) -> tuple[int, int | None]:
+    """Processes and torch threads of a run: ``--workers``, else the suite's ``launcher.workers`` for a plain
+    run on this machine (not cluster jobs, not torchrun ranks); threads are set here."""
+    from rad_bench.launch import worker_threads
+    from rad_bench.utils import set_threads
+
+    plain = launcher == "none" and int(os.environ.get("WORLD_SIZE", "1")) == 1
+    workers = workers or (s.launcher.workers if plain else 1)
+    threads = worker_threads(workers, threads)
+    set_threads(threads)
+    return workers, threads
 
 
 def _start(s: Any, path: Path, overrides: list[str], where: dict[str, Any], *, progress: bool, report: bool,

@@ -283,12 +283,18 @@ def test_the_study_collector_reads_leaderboards(tmp_path):
     run = tmp_path / "recall_recipe_shift" / "20261203-000000-abc"
     run.mkdir(parents=True)
     pd.DataFrame(rows).to_csv(run / "leaderboard.csv", index=False)
+    for seed, value in ((0, 1.0), (1, 0.5)):  # the study table reads finished cells: first asks on revisits
+        for block, ref in (("ttt", False), ("copy_last", True)):
+            cell = run / "cells" / f"{block}[slots=2,shift=8.0]-s{seed}"
+            cell.mkdir(parents=True)
+            frames = [{"block_name": block, "variant": "slots=2,shift=8.0", "shift": 8.0, "seed": seed,
+                       "reference": ref, "tag": "revisit", "metric": "recall_acc", "value": v, "scored": sc}
+                      for v, sc in ((value, 1), (0.0, 0))]  # fmt: skip
+            pd.DataFrame(frames).to_csv(cell / "metrics.csv", index=False)
     study = collect.rows(tmp_path)
-    assert len(study) == 6 and set(study["K"]) == {2, 8}
-    assert (
-        "| 1: rounds + one training on 1..16 writes, shift 8 | ttt | 0.80 ± 0.05 | 0.20 ± 0.05 |"
-        in collect.markdown(study)
-    )
+    assert len(study) == 1 and study["seeds"].iloc[0] == 2  # the reference cell is left out
+    assert study["recall_acc_revisit"].iloc[0] == 0.75  # the repeat (scored 0) is left out
+    assert "| 1: rounds + one training on 1..16 writes, shift 8 | ttt | 2 | 0.75 ± 3.18 |" in collect.markdown(study)
     table = collect.final_table(run)
     assert "| ttt | 0.80 ± 0.05 (+0.77 [0.50, 0.90] *) | 0.20 ± 0.05 (+0.17 [0.50, 0.90] *) |" in table
     assert "recall_oracle (ref)" in table
