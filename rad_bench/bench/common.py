@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +31,7 @@ class Sizes:
 
     clips: int | None  # rollout batch
     sampling_steps: int | None
-    reps: int  # timed repetitions after one warm-up; the best is kept
+    reps: int  # timed repetitions after one warm-up: the median and the spread (min .. max) are reported
     ssd_len: int
     ttt_len: int
     lstm_len: int
@@ -48,9 +48,10 @@ class Sizes:
     episodes: int = 16  # training worlds to generate (only sampled from here)
 
 
-# full: about 2 min on 2 CPU cores (measured: 122 s at one thread); quick: ~15 s, a smoke test of every path
+# full: about 2 min on 2 CPU cores at 2 repetitions (measured: 122 s at one thread), 5 now; quick: ~15 s, a
+# smoke test of every path
 FULL = Sizes(
-    clips=None, sampling_steps=None, reps=2, ssd_len=1024, ttt_len=1024, lstm_len=256, scan_rows=16, lstm_rows=256,
+    clips=None, sampling_steps=None, reps=5, ssd_len=1024, ttt_len=1024, lstm_len=256, scan_rows=16, lstm_rows=256,
     train_batch=None, train_warmup=2, train_steps=5, matmul_n=2048, metric_frames=256, i3d_clips=4,
 )  # fmt: skip
 QUICK = Sizes(
@@ -96,17 +97,55 @@ def sync(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_best(fn: Callable[[], Any], device: str, reps: int) -> float:
-    """Seconds of the fastest of ``reps`` calls of ``fn``, after one untimed warm-up call."""
+@dataclass(frozen=True)
+class Timing:
+    """Seconds of each timed repetition of one call: its median and its spread (fastest, slowest)."""
+
+    runs: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    @property
+    def lo(self) -> float:
+        return min(self.runs)
+
+    @property
+    def hi(self) -> float:
+        return max(self.runs)
+
+    def minus(self, seconds: float) -> Timing:
+        """Every repetition less a fixed cost (e.g. a rollout's context pass), kept above zero."""
+        return Timing(tuple(max(r - seconds, 1e-9) for r in self.runs))
+
+    def scaled(self, factor: float) -> Timing:
+        return Timing(tuple(r * factor for r in self.runs))
+
+
+def ratio(num: Timing, den: Timing) -> tuple[float, float, float]:
+    """``num / den`` as (low, median, high): the ratio of the medians inside the range the two spreads allow
+    (fastest over slowest, slowest over fastest)."""
+    return num.lo / den.hi, num.median / den.median, num.hi / den.lo
+
+
+def timed(fn: Callable[[], Any], device: str, reps: int) -> Timing:
+    """``reps`` timed calls of ``fn`` after one untimed warm-up call."""
     fn()
-    best = math.inf
+    runs = []
     for _ in range(reps):
         sync(device)
         t = time.perf_counter()
         fn()
         sync(device)
-        best = min(best, time.perf_counter() - t)
-    return best
+        runs.append(time.perf_counter() - t)
+    return Timing(tuple(runs))
+
+
+def time_best(fn: Callable[[], Any], device: str, reps: int) -> float:
+    """Seconds of the fastest of ``reps`` calls of ``fn`` after a warm-up: for a peak, where the best is the
+    quantity; comparisons use :func:`timed` and its spread."""
+    return timed(fn, device, reps).lo
 
 
 def device_name(device: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from rad_bench.bench.common import Bench, log, time_best
+from rad_bench.bench.common import Bench, log, timed
 
 
 def weights_available(check: Callable[[], str], metric: str, b: Bench) -> bool:
@@ -23,7 +23,7 @@ def weights_available(check: Callable[[], str], metric: str, b: Bench) -> bool:
 
 
 def metric_row(b: Bench, metric: str, fn: Callable[[], Any], frames: int, size: int, model_size: int) -> dict[str, Any]:
-    sec = time_best(fn, b.device, b.sizes.reps)
+    sec = timed(fn, b.device, b.sizes.reps).median
     row = b.row(metric=metric, frames=frames, frame_size=size, model_input_size=model_size, seconds=sec)
     row["frames_per_s"] = frames / sec
     log(f"metric {metric:6s} {row['frames_per_s']:.1f} frames/s")

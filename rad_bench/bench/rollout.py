@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from rad_bench.bench.common import BF16, FP32, Bench, autocast, is_cuda, log, sync, time_best
+from rad_bench.bench.common import BF16, FP32, Bench, Timing, autocast, is_cuda, log, sync, timed
 from rad_bench.build import make_model
 from rad_bench.config import BlockSpec
 from rad_bench.data import EvalSet
@@ -34,7 +34,7 @@ def context_cost(b: Bench, model: VideoDiT, ev: EvalSet, dtype: str) -> tuple[fl
         with autocast(b.device, dtype):
             last[:] = [model(frames, levels, actions)[1]]
 
-    sec = time_best(call, b.device, b.sizes.reps)
+    sec = timed(call, b.device, b.sizes.reps).median
     return sec, last[0].nbytes()[0]
 
 
@@ -74,15 +74,17 @@ def rollout_rows(b: Bench, spec: BlockSpec, dtype: str) -> list[dict[str, Any]]:
     rows = []
     for mult, horizon in zip(b.sizes.lengths, horizons):
         runs = [timed_rollout(b, model, ev, dtype, horizon) for _ in range(b.sizes.reps)]
-        sec, stats, _ = min(runs, key=lambda x: x[0])
-        per_frame = max(sec - ctx_s, 1e-9) / horizon
+        stats = runs[0][1]
+        frame = Timing(tuple(x[0] for x in runs)).minus(ctx_s).scaled(1 / horizon)  # seconds per frame
+        per_frame = frame.median
         total = stats.state_bytes[-1]
         row = b.row(block=spec.display, state_growth=BLOCKS.get(spec.name).state_growth, dtype=dtype)
         row.update(impl=model.layers[0].memory.impl, length_x_window=mult, frames=horizon, window=window)
         row.update(
             batch=ev.frames.shape[0], context=r.context, sampling_steps=b.sizes.sampling_steps or r.sampling_steps
         )
-        row.update(ms_per_frame=1e3 * per_frame, frames_per_s=ev.frames.shape[0] / per_frame)
+        row.update(ms_per_frame=1e3 * per_frame, ms_per_frame_lo=1e3 * frame.lo, ms_per_frame_hi=1e3 * frame.hi)
+        row.update(frames_per_s=ev.frames.shape[0] / per_frame, reps=len(runs))
         row.update(state_bytes=total, state_bytes_kv=kv_bytes, state_bytes_mem=total - kv_bytes)
         row.update(peak_mem_bytes=max(x[2] for x in runs), peak_mem_kind=peak_kind(b.device))
         rows.append(row)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rad_bench.bench.common import Bench, is_cuda, log, randn, time_best
+from rad_bench.bench.common import Bench, Timing, is_cuda, log, randn, timed
 from rad_bench.build import model_config
 from rad_bench.registry import BLOCKS
 
@@ -26,8 +26,8 @@ SCAN_PAIRS: tuple[tuple[str, str, str, float | None], ...] = (
 )
 
 
-def time_op(b: Bench, fn: Callable[..., Tensor], inputs: tuple[Tensor, ...], mode: str) -> float:
-    """Seconds of ``fn(*inputs)``: ``fwd`` without grad, ``fwd+bwd`` with ``.sum().backward()``
+def time_op(b: Bench, fn: Callable[..., Tensor], inputs: tuple[Tensor, ...], mode: str) -> Timing:
+    """Seconds of each timed ``fn(*inputs)``: ``fwd`` without grad, ``fwd+bwd`` with ``.sum().backward()``
     and every floating-point input a leaf that requires grad."""
     if mode == "fwd":
 
@@ -41,7 +41,7 @@ def time_op(b: Bench, fn: Callable[..., Tensor], inputs: tuple[Tensor, ...], mod
         def call() -> None:
             fn(*leaves).sum().backward()
 
-    return time_best(call, b.device, b.sizes.reps)
+    return timed(call, b.device, b.sizes.reps)
 
 
 def scan_rows(
@@ -51,9 +51,10 @@ def scan_rows(
     rows, n = [], inputs[0].shape[0]
     for mode in ("fwd", "fwd+bwd"):
         for impl, fn in impls.items():
-            sec = time_op(b, fn, inputs, mode)
-            rows.append(b.row(op=op, impl=impl, mode=mode, length=length, rows=n, config=config, ms=1e3 * sec))
-            log(f"scan {op} {impl:14s} {mode:7s} length {length}: {1e3 * sec:.1f} ms")
+            t = time_op(b, fn, inputs, mode)
+            rows.append(b.row(op=op, impl=impl, mode=mode, length=length, rows=n, config=config, ms=1e3 * t.median,
+                              ms_lo=1e3 * t.lo, ms_hi=1e3 * t.hi, reps=len(t.runs)))  # fmt: skip
+            log(f"scan {op} {impl:14s} {mode:7s} length {length}: {1e3 * t.median:.1f} ms")
     return rows
 
 

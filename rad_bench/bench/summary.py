@@ -1,5 +1,7 @@
-"""``summary.md`` and the rollout figure: per section a markdown table of ratios with their targets
-(PASS/MISS), built from the rows the sections return, all from one run on one device."""
+"""``summary.md`` and the rollout figure: per section a markdown table of ratios with their targets, built
+from the rows the sections return, all from one run on one device. A ratio is the ratio of two medians over
+the repetitions, shown with the range the two spreads allow (fastest over slowest, slowest over fastest); a
+row is PASS or MISS only when that whole range is on one side of its target, otherwise "within noise"."""
 
 from __future__ import annotations
 
@@ -55,12 +57,29 @@ def g3(v: float) -> str:
     return f"{v:.3g}"
 
 
-def verdict(ratio: float, target: float | None, at_most: bool = False) -> tuple[str, str]:
-    """(target text, PASS/MISS) for a ratio; no target gives ("—", "—")."""
+Ratio = tuple[float, float, float]  # (low, median, high)
+
+
+def row_ratio(num: dict[str, Any], den: dict[str, Any], key: str) -> Ratio:
+    """``num[key] / den[key]`` (medians) with the range the rows' ``<key>_lo`` / ``<key>_hi`` spreads allow."""
+    lo = lambda r: r.get(f"{key}_lo", r[key])  # noqa: E731
+    hi = lambda r: r.get(f"{key}_hi", r[key])  # noqa: E731
+    return lo(num) / hi(den), num[key] / den[key], hi(num) / lo(den)
+
+
+def show(r: Ratio) -> str:
+    return f"{r[1]:.2f}x [{r[0]:.2f}, {r[2]:.2f}]"
+
+
+def verdict(r: Ratio, target: float | None, at_most: bool = False) -> tuple[str, str]:
+    """(target text, PASS / MISS / within noise) for a ratio and its range; no target gives ("—", "—")."""
     if target is None:
         return "—", "—"
-    ok = ratio <= target if at_most else ratio >= target
-    return (f"<= {target}" if at_most else f">= {target}x"), ("PASS" if ok else "MISS")
+    lo, _, hi = r
+    meets = hi <= target if at_most else lo >= target
+    fails = lo > target if at_most else hi < target
+    status = "PASS" if meets else "MISS" if fails else "within noise"
+    return (f"<= {target}" if at_most else f">= {target}x"), status
 
 
 def rollout_summary(rows: list[dict[str, Any]]) -> list[str]:
@@ -70,12 +89,12 @@ def rollout_summary(rows: list[dict[str, Any]]) -> list[str]:
     for block, rs in group(fp32, "block").items():
         by = {r["length_x_window"]: r for r in rs}
         lo, hi = by[lengths[0]], by[lengths[-1]]
-        ratio = hi["ms_per_frame"] / lo["ms_per_frame"]
+        r = row_ratio(hi, lo, "ms_per_frame")
         constant = lo["state_growth"] == "constant"
-        target, status = verdict(ratio, ROLLOUT_TARGET, at_most=True) if constant else ("grows (expected)", "—")
+        target, status = verdict(r, ROLLOUT_TARGET, at_most=True) if constant else ("grows (expected)", "—")
         times = [g3(by[m]["ms_per_frame"]) for m in lengths]
         state = f"{lo['state_bytes'] / 1e6:.3g} → {hi['state_bytes'] / 1e6:.3g}"
-        table.append([block, lo["state_growth"], lo["impl"], *times, state, f"{ratio:.3f}", target, status])
+        table.append([block, lo["state_growth"], lo["impl"], *times, state, show(r), target, status])
     head = ["block", "state", "impl", *(f"ms/frame {m}x" for m in lengths), "state MB", f"{lengths[-1]}x/{lengths[0]}x"]
     r0 = fp32[0]
     intro = [
@@ -83,8 +102,9 @@ def rollout_summary(rows: list[dict[str, Any]]) -> list[str]:
         "",
         f"Untrained smoke_all models; batch {r0['batch']}, context {r0['context']}, window {r0['window']}, "
         f"{r0['sampling_steps']} sampling steps + 1 commit per frame; ms per rollout step (one frame per clip), "
-        f"context pass subtracted, best of the repetitions. State MB: KV window + memory state, "
-        f"{lengths[0]}x → {lengths[-1]}x window. Peak memory ({r0['peak_mem_kind']}) is in `rollout-*.csv`.",
+        f"context pass subtracted, median of {r0.get('reps', '?')} repetitions (ratio: [range of the spreads]). "
+        f"State MB: KV window + memory state, {lengths[0]}x → {lengths[-1]}x window. Peak memory "
+        f"({r0['peak_mem_kind']}) is in `rollout-*.csv`.",
         "",
     ]
     return intro + [markdown([*head, "target", "status"], table)] + bf16_summary(rows)
@@ -112,13 +132,19 @@ def scans_summary(rows: list[dict[str, Any]]) -> list[str]:
             if (op, fast, mode) not in by or (op, base, mode) not in by:
                 continue
             f, s = by[(op, fast, mode)], by[(op, base, mode)]
-            speedup = s["ms"] / f["ms"]
+            speedup = row_ratio(s, f, "ms")
             t, status = verdict(speedup, target)
-            table.append([op, f"{fast} vs {base}", mode, str(f["length"]), g3(s["ms"]), g3(f["ms"]), f"{speedup:.2f}x"])
+            table.append([op, f"{fast} vs {base}", mode, str(f["length"]), g3(s["ms"]), g3(f["ms"]), show(speedup)])
             table[-1] += [t, status]
     head = ["op", "fast vs baseline", "mode", "length", "baseline ms", "fast ms", "speedup", "target", "status"]
     configs = "; ".join(f"{op}: {rs[0]['config']}, {rs[0]['rows']} rows" for op, rs in group(rows, "op").items())
-    intro = ["## 2. Scans", "", f"Speedup = baseline time / fast time, best of the repetitions. {configs}.", ""]
+    intro = [
+        "## 2. Scans",
+        "",
+        f"Speedup = baseline time / fast time, medians of {rows[0].get('reps', '?')} repetitions "
+        f"[range of the spreads]. {configs}.",
+        "",
+    ]
     return intro + [markdown(head, table)]
 
 
@@ -150,13 +176,16 @@ def train_summary(rows: list[dict[str, Any]]) -> list[str]:
 def modes_summary(rows: list[dict[str, Any]]) -> list[str]:
     table = []
     for block, rs in group(rows, "block").items():
-        t = {r["way"]: r["s_per_step"] for r in rs}
-        frame_chunk = verdict(t["frame"] / t["chunk"], FRAME_VS_CHUNK_TARGET, at_most=True)
-        naive_frame = verdict(t["naive window loop"] / t["frame"], NAIVE_VS_FRAME_TARGET)
+        w = {r["way"]: r for r in rs}
+        fc, dc = (
+            row_ratio(w["frame"], w["chunk"], "s_per_step"),
+            row_ratio(w["frame (prefetch detached)"], w["chunk"], "s_per_step"),
+        )
+        nf = row_ratio(w["naive window loop"], w["frame"], "s_per_step")
         table.append(
-            [block, *(f"{1e3 * t[w]:.0f}" for w in t), f"{t['frame'] / t['chunk']:.2f}x", frame_chunk[1],
-             f"{t['frame (prefetch detached)'] / t['chunk']:.2f}x", f"{t['naive window loop'] / t['frame']:.2f}x",
-             naive_frame[1]]
+            [block, *(f"{1e3 * r['s_per_step']:.0f}" for r in w.values()), show(fc),
+             verdict(fc, FRAME_VS_CHUNK_TARGET, at_most=True)[1], show(dc), show(nf),
+             verdict(nf, NAIVE_VS_FRAME_TARGET)[1]]
         )  # fmt: skip
     r0 = rows[0] if rows else {"batch": "?", "clip_len": "?"}
     head = ["block", "chunk ms", "frame ms", "frame detached ms", "naive ms", "frame / chunk",
@@ -166,9 +195,9 @@ def modes_summary(rows: list[dict[str, Any]]) -> list[str]:
         "## 4. Training modes",
         "",
         f"Forward + backward of one batch of {r0['batch']} clips x {r0['clip_len']} frames (no optimizer step), "
-        "best of the repetitions. `frame`: RAD's frame-wise training with the state prefetch (one clean pass, then "
-        "every frame denoised in one batch); `naive window loop`: the same loss frame after frame with the state "
-        "handed on (`rad_bench.modes.frame_loss_naive`).",
+        f"median of {r0.get('reps', '?')} repetitions [range of the spreads]. `frame`: RAD's frame-wise training "
+        "with the state prefetch (one clean pass, then every frame denoised in one batch); `naive window loop`: "
+        "the same loss frame after frame with the state handed on (`rad_bench.modes.frame_loss_naive`).",
         "",
     ]
     return intro + [markdown(head, table)]

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
-from rad_bench.bench.common import Bench, is_cuda, log, randn, time_best
+from rad_bench.bench.common import Bench, is_cuda, log, randn, time_best, timed
 from rad_bench.build import make_model
 from rad_bench.config import BlockSpec, TrainCfg
 from rad_bench.model.dit import VideoDiT, count_params
@@ -106,9 +106,10 @@ def mode_rows(b: Bench, spec: BlockSpec) -> list[dict[str, Any]]:
             loss_fn().backward()
             model.zero_grad(set_to_none=True)
 
-        seconds = time_best(step, b.device, b.sizes.reps)
-        rows.append(b.row(block=spec.display, way=way, batch=batch, clip_len=length, s_per_step=seconds))
-        log(f"modes {spec.display:10s} {way:26s} {seconds * 1e3:8.1f} ms/step")
+        t = timed(step, b.device, b.sizes.reps)
+        rows.append(b.row(block=spec.display, way=way, batch=batch, clip_len=length, s_per_step=t.median,
+                          s_per_step_lo=t.lo, s_per_step_hi=t.hi, reps=len(t.runs)))  # fmt: skip
+        log(f"modes {spec.display:10s} {way:26s} {t.median * 1e3:8.1f} ms/step")
     return rows
 
 
