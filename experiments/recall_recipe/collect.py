@@ -8,7 +8,9 @@ over seeds with its 95% t-interval over seeds, from the finished cells (a run st
 
 With ``--final``, also the README's table of a ``suites/recall.yaml`` run: per block and K, recall_acc (mean ±
 95% interval over seeds) and the query frames' PSNR, each with the paired difference to ``none`` at the same
-K when its bootstrap interval excludes zero (``*``).
+K when its bootstrap interval excludes zero (``*``), and how much each block falls from K = 2 to every larger K:
+the same trained model is scored at every K, so the difference pairs by seed (t-interval over seeds, and the
+leaderboard's two-level bootstrap: seeds, then clips within each seed and K).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -115,6 +118,39 @@ def final_table(run: Path) -> str:
     return "\n".join(out)
 
 
+def _clip_scores(run: Path) -> pd.DataFrame:
+    """recall_acc per block, seed, K and clip (the mean over its scored first asks)."""
+    out = []
+    for f in sorted((run / "cells").glob("*/metrics.csv")):
+        df = pd.read_csv(f)
+        df = df[(df["metric"] == "recall_acc") & (df["tag"] == "revisit") & (df["scored"] != 0)]
+        if not df.empty:
+            k = parse_variant(df["variant"].iloc[0])["slots"]
+            out.append(df.groupby(["block_name", "seed", "clip"])["value"].mean().reset_index().assign(K=int(k)))
+    return pd.concat(out)
+
+
+def fall_with_k(run: Path, boots: int = 4000) -> str:
+    """Per trained block: recall_acc at K = 2 minus at each larger K, paired by seed."""
+    d, rng = _clip_scores(run), np.random.default_rng(0)
+    lines = [
+        "| block | from K=2 to | per seed | mean ± t-interval | two-level bootstrap 95% |",
+        "|---|---|---|---|---|",
+    ]
+    for block, x in d.groupby("block_name"):
+        clips = {(s, k): g["value"].to_numpy() for (s, k), g in x.groupby(["seed", "K"])}
+        seeds, ks = sorted(x["seed"].unique()), sorted(x["K"].unique())
+        for k in ks[1:]:
+            per = pd.Series([clips[(s, ks[0])].mean() - clips[(s, k)].mean() for s in seeds])
+            draw = lambda v: v[rng.integers(0, len(v), len(v))].mean()  # noqa: E731
+            sample = [np.mean([draw(clips[(s, ks[0])]) - draw(clips[(s, k)]) for s in rng.choice(seeds, len(seeds))])
+                      for _ in range(boots)]  # fmt: skip
+            lo, hi = np.percentile(sample, [2.5, 97.5])
+            lines.append(f"| {block} | {k} | {' / '.join(f'{v:+.2f}' for v in per)} | {per.mean():+.2f} ± "
+                         f"{_interval(per):.2f} | [{lo:+.2f}, {hi:+.2f}] |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=Path("results"))
@@ -122,6 +158,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.final is not None:
         print(final_table(args.final))
+        print(fall_with_k(args.final))
     df = rows(args.results)
     df.to_csv(HERE / "study.csv", index=False)
     (HERE / "study.md").write_text(markdown(df))
