@@ -8,8 +8,8 @@ block untrained (its initial weights, seed 0), the model runs teacher-forced ove
 clean frames up to the first query (writes, then the delay). Its memory state at that point (every layer's
 carried state, flattened; full_attn's window cache is not a memory and is skipped) is the feature vector of a
 linear probe (multinomial logistic regression, trained on 2048 episodes, scored on 1024 others) that must name
-the written value among 32 (chance 1/32). A second probe is given the state entering the *write* frame's
-successor (one frame after the write) to separate "never written" from "written, then lost over the delay".
+the written value among 32 (chance 1/32). A second probe reads the state one frame after the write (after the
+first delay frame), to separate "never written" from "written, then lost over the delay".
 
 Read: probe accuracy high but recall_acc at chance -> the value is kept, the read-out does not use it; low at
 the write and after the delay -> the block never writes it in a form a linear read can find; high at the write
