@@ -349,3 +349,24 @@ def test_the_suite_workers_default_is_ignored_under_a_launcher_and_torchrun(tmp_
     monkeypatch.setenv("WORLD_SIZE", "1")
     CliRunner().invoke(cli.app, ["run", str(tmp_path / "s.yaml")])
     assert seen["workers"] == 2
+
+
+def test_the_collector_pairs_the_fall_with_k_by_seed(tmp_path):
+    """collect.fall_with_k: the same model scored at K = 2 and 8, differences per seed, scored first asks only."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "experiments" / "recall_recipe" / "collect.py"
+    spec = importlib.util.spec_from_file_location("collect", path)
+    collect = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(collect)
+    for seed, (at2, at8) in enumerate(((1.0, 0.5), (0.75, 0.25))):
+        for k, value in ((2, at2), (8, at8)):
+            cell = tmp_path / "cells" / f"ttt[slots={k}]-s{seed}"
+            cell.mkdir(parents=True)
+            frames = [{"block_name": "ttt", "variant": f"slots={k}", "seed": seed, "clip": c, "tag": "revisit",
+                       "metric": "recall_acc", "value": v, "scored": sc}
+                      for c in range(4) for v, sc in ((value, 1), (0.0, 0))]  # fmt: skip
+            pd.DataFrame(frames).to_csv(cell / "metrics.csv", index=False)
+    table = collect.fall_with_k(tmp_path, boots=200)
+    assert "| ttt | 8 | +0.50 / +0.50 | +0.50 ± 0.00 | [+0.50, +0.50] |" in table
