@@ -123,12 +123,6 @@ class Timing:
         return Timing(tuple(r * factor for r in self.runs))
 
 
-def ratio(num: Timing, den: Timing) -> tuple[float, float, float]:
-    """``num / den`` as (low, median, high): the ratio of the medians inside the range the two spreads allow
-    (fastest over slowest, slowest over fastest)."""
-    return num.lo / den.hi, num.median / den.median, num.hi / den.lo
-
-
 def timed(fn: Callable[[], Any], device: str, reps: int) -> Timing:
     """``reps`` timed calls of ``fn`` after one untimed warm-up call."""
     fn()
