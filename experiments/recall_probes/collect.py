@@ -6,7 +6,7 @@ t-interval over clips (one seed per cell), and its training step time from stats
 on the machine that ran it, shared with other jobs: a rough cost, not a benchmark), and which
 episodes it scored (``split``: test, or validation for the learning-rate probe).
 
-    python docs/results/recall_probes/collect.py PROBE=RUN_DIR [PROBE=RUN_DIR ...] > probes.csv
+    python experiments/recall_probes/collect.py PROBE=RUN_DIR [PROBE=RUN_DIR ...] > probes.csv
 """
 
 from __future__ import annotations

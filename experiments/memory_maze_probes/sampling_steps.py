@@ -1,7 +1,7 @@
 """Memory Maze probe (issue 12): one trained cell rolled out with several DDIM step counts on the
 validation episodes; PSNR of generated frames 0-1 (the retrace's in-window frames) and 2+ (revisits).
 
-    python docs/results/memory_maze_probes/sampling_steps.py RUN_DIR CELL [STEPS ...]
+    python experiments/memory_maze_probes/sampling_steps.py RUN_DIR CELL [STEPS ...]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ trained cell, on the validation episodes: the place ids of frames c-3..c+1, and 
 temporal attention weight (mean over clips, tokens and heads) on frames c-2 (the copy source), c-1
 and the frame itself, when denoising from levels 1000 (pure noise), 500 and 100.
 
-    python docs/results/memory_maze_probes/attention.py RUN_DIR CELL   # e.g. results/memory_maze/<run> full_attn-s0
+    python experiments/memory_maze_probes/attention.py RUN_DIR CELL   # e.g. results/memory_maze/<run> full_attn-s0
 
 Version 2 (results/memory_maze/20261127-234347-65a0522 full_attn-s0): layer 0 put 0.71 on c-1 and 0.08
 on c-2 at level 1000; the place ids of c-3..c+1 of clip 0 are all equal.

@@ -5,7 +5,7 @@ inside the attention window), on the validation episodes: PSNR of the model's x0
 the ground truth noised to level k, for several k (k = T is pure noise, i.e. the one-step
 prediction), and PSNR of full DDIM samples with several step counts. Scores frame 0 only.
 
-    python docs/results/memory_maze_probes/denoise.py RUN_DIR CELL   # e.g. results/memory_maze/<run> full_attn-s0
+    python experiments/memory_maze_probes/denoise.py RUN_DIR CELL   # e.g. results/memory_maze/<run> full_attn-s0
 """
 
 from __future__ import annotations
