@@ -335,6 +335,28 @@ def test_cache_manifest_holds_checksums(tmp_path):
     assert not list(folder.glob(".*tmp"))  # atomic writes leave no temp files
 
 
+def test_cache_processes_asking_at_once_take_turns(tmp_path, capsys):
+    """Two loaders of one split at once (a run's --workers helpers): one generates, the other waits and reads."""
+    import threading
+    import time
+
+    CALLS.clear()
+
+    def slow(i: int) -> dict[str, np.ndarray]:
+        time.sleep(0.05)
+        return make_toy_shard(1, i)
+
+    out: list[list[dict[str, np.ndarray]]] = []
+    threads = [threading.Thread(target=lambda: out.append(_store(tmp_path).load(3, slow))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(CALLS) == [0, 1, 2]  # each shard made once, not once per loader
+    assert len(out) == 2 and all(np.array_equal(a["frames"], b["frames"]) for a, b in zip(*out))
+    assert "another process is generating" in capsys.readouterr().out
+
+
 def test_cache_resume_keeps_valid_shards(tmp_path):
     CALLS.clear()
     _store(tmp_path).load(2, lambda i: make_toy_shard(1, i))

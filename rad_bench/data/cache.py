@@ -7,7 +7,9 @@ holding the generation config, the seed, the counts and the sha256 of every shar
 the ``cache_dir`` config key if set, else ``$RAD_BENCH_CACHE``, else ``~/.cache/rad_bench``; the
 hash covers only what changes the content of an episode, so asking for more episodes reuses the
 ones already there. Each shard is written atomically (temp file + rename) and recorded in the
-manifest as soon as it is done, so an interrupted generation resumes where it stopped. A shard
+manifest as soon as it is done, so an interrupted generation resumes where it stopped. Processes that
+ask for the same split at once (a run's ``--workers`` helpers) take turns under a lock file beside
+its folder: one generates, the others wait and read. A shard
 whose checksum does not match, or that cannot be read, is reported (a
 :class:`CorruptShardWarning` naming the file), deleted and generated again: it is never used.
 Generation runs in ``workers`` spawned processes (spawn, not fork: MuJoCo/EGL contexts do not
@@ -41,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from filelock import FileLock, Timeout
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -189,8 +192,21 @@ class ShardStore:
 
     def load(self, n: int, make: Callable[[int], Arrays], workers: int = 1, desc: str = "generate") -> list[Arrays]:
         """Shards ``0 .. n-1``: valid ones are read, missing or corrupt ones generated (``make(i)``
-        must be a picklable, deterministic function of ``i`` when ``workers > 1``)."""
+        must be a picklable, deterministic function of ``i`` when ``workers > 1``). Processes asking for the
+        same split (a run's ``--workers`` helpers) take turns: one generates, the others then read."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.folder.with_name(self.folder.name + ".lock")))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            tqdm.write(f"{desc}: another process is generating into {self.folder}; waiting for it")
+            lock.acquire()
+        try:
+            return self._load(n, make, workers, desc)
+        finally:
+            lock.release()
+
+    def _load(self, n: int, make: Callable[[int], Arrays], workers: int, desc: str) -> list[Arrays]:
         self.read_manifest()
         out: dict[int, Arrays] = {}
         todo = []
