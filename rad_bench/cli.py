@@ -95,6 +95,7 @@ def run(
     ] = None,
     launcher: Annotated[Literal["none", "local", "slurm"], typer.Option(help="one submitit job per cell")] = "none",
     report: Annotated[bool, typer.Option(help="write the leaderboard at the end (--workers' helpers: no)")] = True,
+    helper: Annotated[bool, typer.Option(hidden=True, help="a --workers helper: record no command line")] = False,
 ) -> None:
     """Train, roll out and score every block x seed of a suite, then write the leaderboard."""
     from rad_bench.config import SuiteError, load_suite
@@ -115,7 +116,7 @@ def run(
     try:
         where = {"run_dir": run_dir, "resume": resume, "limit_steps": limit_steps, "results_root": results}
         out = _start(s, suite, set_ or [], where, progress=progress, report=report, workers=workers,
-                     launcher=launcher, threads=threads)  # fmt: skip
+                     launcher=launcher, threads=threads, record=not helper)  # fmt: skip
     except _expected_errors() as e:  # bad input or state: the file, the field and the fix, exit 2
         _fail(f"{suite}: {e}")
         return
@@ -148,7 +149,7 @@ def _processes(s: Any, workers: int | None, threads: int | None, launcher: str) 
 
 
 def _start(s: Any, path: Path, overrides: list[str], where: dict[str, Any], *, progress: bool, report: bool,
-           workers: int, launcher: str, threads: int | None) -> Path:  # fmt: skip
+           workers: int, launcher: str, threads: int | None, record: bool = True) -> Path:  # fmt: skip
     """Run the suite here, with ``workers - 1`` helper processes, or as cluster jobs (rad_bench.launch)."""
     from rad_bench.launch import LaunchError, run_on_cluster, worker_command, worker_pool
     from rad_bench.runner import run_suite
@@ -159,7 +160,7 @@ def _start(s: Any, path: Path, overrides: list[str], where: dict[str, Any], *, p
         return run_on_cluster(s, launcher, **where, argv=sys.argv)
     helpers = worker_pool(worker_command(path, overrides, where["limit_steps"], threads), workers - 1)
     return run_suite(s, **where, argv=sys.argv, progress=progress, report=report,
-                     helpers=helpers if workers > 1 else None)  # fmt: skip
+                     helpers=helpers if workers > 1 else None, record=record)  # fmt: skip
 
 
 def _is_mqar(path: Path) -> bool:

@@ -49,7 +49,18 @@ def worker_threads(workers: int, threads: int | None) -> int | None:
 
 def worker_command(suite: Path, overrides: list[str], limit_steps: int | None, threads: int | None) -> list[str]:
     """The command a ``--workers`` helper runs (``--run-dir`` is added once the folder is known)."""
-    cmd = [sys.executable, "-m", "rad_bench", "run", str(suite), "--no-progress", "--no-report", "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rad_bench",
+        "run",
+        str(suite),
+        "--no-progress",
+        "--no-report",
+        "--workers",
+        "1",
+        "--helper",
+    ]
     cmd += [a for s in overrides for a in ("--set", s)]
     cmd += ["--limit-steps", str(limit_steps)] if limit_steps is not None else []
     return cmd + (["--threads", str(threads)] if threads is not None else [])
@@ -104,7 +115,16 @@ def import_submitit(cluster: str) -> Any:
 
 def run_cell_job(suite: Suite, run_dir: Path, cell: str, limit_steps: int | None, argv: list[str]) -> str:
     """What one cluster job runs: ``cell`` of ``suite`` into ``run_dir``, no report. Returns the cell."""
-    run_suite(suite, run_dir=run_dir, limit_steps=limit_steps, only={cell}, report=False, progress=False, argv=argv)
+    run_suite(
+        suite,
+        run_dir=run_dir,
+        limit_steps=limit_steps,
+        only={cell},
+        report=False,
+        progress=False,
+        argv=argv,
+        record=False,
+    )
     return cell
 
 

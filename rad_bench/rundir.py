@@ -22,6 +22,7 @@ rename); a process killed mid-write leaves only temp files, removed under the ce
 from __future__ import annotations
 
 import glob
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -115,12 +116,17 @@ def check_inside(run_dir: Path, cells: list[str]) -> None:
 
 def start_run_dir(
     suite: Suite, run_dir: Path | None, resume: bool, limited: bool, results_root: Path, argv: list[str] | None,
-    device: str,
+    device: str, record: bool = True,
 ) -> Path:  # fmt: skip
-    """:func:`prepare_run_dir`, then record the command line and the environment in it."""
+    """:func:`prepare_run_dir`, then record the command line (``argv.txt``: one line added per start, the
+    first and every resume; quoted so it can be pasted) and the environment in it. ``record=False``: a
+    helper of a run that records its own (``--workers`` helpers, cluster jobs) records nothing."""
     run_dir = prepare_run_dir(suite, run_dir, resume, limited, results_root)
-    atomic_write_text(run_dir / "argv.txt", " ".join(argv if argv is not None else sys.argv) + "\n")
-    write_json(run_dir / "env.json", env_info(device))
+    if record:
+        f = run_dir / "argv.txt"
+        before = f.read_text() if f.is_file() else ""
+        atomic_write_text(f, before + shlex.join(argv if argv is not None else sys.argv) + "\n")
+        write_json(run_dir / "env.json", env_info(device))
     return run_dir
 
 

@@ -378,12 +378,14 @@ def run_suite(
     only: set[str] | None = None,
     report: bool = True,
     helpers: Callable[[Path], AbstractContextManager[None]] | None = None,
+    record: bool = True,
 ) -> Path:
     """Run every block x seed cell of ``suite`` not already done; return the run folder.
 
     ``only``: just these cells (by name, e.g. one cluster job's); ``report=False``: leave the combined
     CSVs and the leaderboard to another process; ``helpers``: entered with the run folder around this
-    process's cells, e.g. :func:`rad_bench.launch.worker_pool` (the report waits for it)."""
+    process's cells, e.g. :func:`rad_bench.launch.worker_pool` (the report waits for it); ``record=False``: a
+    helper of a run that records its own command line (``argv.txt``) and environment."""
     suite, limited = limit_train(suite, limit_steps)
     device = init_distributed(resolve_device(suite.device))  # cuda:LOCAL_RANK under torchrun
     frame = getattr(data_config(suite), "frame_size", None)  # None: read from the files
@@ -392,7 +394,7 @@ def run_suite(
     if suite.train.batch_size % world_size():
         raise SuiteError(f"train.batch_size ({suite.train.batch_size}) must be a multiple of the {world_size()} "
                          "torchrun processes: each draws the global batch and trains on its slice")  # fmt: skip
-    run_dir = on_main(lambda: start_run_dir(suite, run_dir, resume, limited, results_root, argv, device))
+    run_dir = on_main(lambda: start_run_dir(suite, run_dir, resume, limited, results_root, argv, device, record))
     ctx = RunContext(suite, run_dir, device, limited, progress and is_main(), git_sha())
     cells = expand_cells(suite)
     on_main(lambda: check_inside(run_dir, [c.name for c in cells]))

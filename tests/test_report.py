@@ -165,7 +165,7 @@ def test_upcoming_columns_and_optional_inputs(tmp_path):
     assert "| block | train_mode | window |" in md and "| lstm_attn[mode=chunk] | chunk | 3 |" in md
     assert "peak memory" in md and "3.00 MiB" in md and "figures/state_bytes_vs_frame.png" in md
     assert (run / "figures" / "state_bytes_vs_frame.png").is_file()
-    assert "attention reach 5 (lstm_attn[mode=chunk]), 7 (lstm_attn[mode=frame])" in md
+    assert "| attention reach | 5 frames (lstm_attn[mode=chunk]), 7 frames (lstm_attn[mode=frame]) |" in md
     _assert_self_contained((run / "report.html").read_text())
 
 
@@ -213,7 +213,7 @@ def test_one_seed_interval_is_over_clips(tmp_path):
     expect = student_t.ppf(0.975, CLIPS - 1) * clips.std(ddof=1) / np.sqrt(CLIPS)
     assert board.loc["none", "psnr_revisit_ci95"] == pytest.approx(expect)
     assert (
-        "95% t-interval over 3 clips (one seed: the interval is over evaluation clips"
+        "95% t-interval over 3 clips of one seed: the interval is over evaluation clips"
         in (run / "leaderboard.md").read_text()
     )
 

@@ -33,6 +33,8 @@ class MetricSpec:
     fn: str  # "module:function"
     description: str
     protocol_fn: str = ""  # "module:function" (**counts) -> the protocol string; "" for none
+    bounds: tuple[float | None, float | None] = (None, None)  # the values it can take (None: unbounded)
+    unit: str = ""  # for axis labels: "dB"
 
     def __post_init__(self) -> None:
         if self.scope not in ("per_frame", "set"):
@@ -49,12 +51,23 @@ class MetricSpec:
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
 
+    def label(self) -> str:
+        """Axis label: name, unit, direction (``psnr (dB) ↑``)."""
+        return f"{self.name}{f' ({self.unit})' if self.unit else ''} {self.arrow}"
+
+    def outside(self, lo: float, hi: float) -> bool:
+        """Does the interval ``[lo, hi]`` reach past the values the metric can take?"""
+        low, high = self.bounds
+        return (low is not None and lo < low) or (high is not None and hi > high)
+
 
 def declare(
-    name: str, higher_is_better: bool, scope: str, fn: str, description: str, protocol_fn: str = ""
-) -> MetricSpec:
+    name: str, higher_is_better: bool, scope: str, fn: str, description: str, protocol_fn: str = "", *,
+    bounds: tuple[float | None, float | None] = (None, None), unit: str = "",
+) -> MetricSpec:  # fmt: skip
     """Register a :class:`MetricSpec` under ``name`` (one call per file in ``rad_bench/metrics/specs/``)."""
-    return register_metric(name)(MetricSpec(name, higher_is_better, scope, fn, description, protocol_fn))
+    spec = MetricSpec(name, higher_is_better, scope, fn, description, protocol_fn, bounds, unit)
+    return register_metric(name)(spec)
 
 
 def get_metric(name: str) -> MetricSpec:

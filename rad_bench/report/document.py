@@ -12,13 +12,15 @@ from pathlib import Path
 
 from rad_bench.utils import atomic_write_text
 
-HTML_MAX_COLS = 8  # columns per HTML table: a leaderboard row of "20.04 ± 0.56" cells fits 1280 px
-
 
 def _html_table(t: Table) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in t.header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in t.rows)
-    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    """One table; wider than the page it scrolls sideways with its first (lead) column held in place."""
+    head = "".join(f"<th>{_inline(h)}</th>" for h in t.header)
+    head = f"<thead><tr>{head}</tr></thead>" if any(h.strip() for h in t.header) else ""  # a facts table: none
+    body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in t.rows)
+    cls = f' class="{t.css}"' if t.css else ""
+    note = f'<p class="note">{_inline(t.note)}</p>' if t.note else ""
+    return f'<div class="wide"><table{cls}>{head}<tbody>{body}</tbody></table></div>{note}'
 
 
 @dataclass
@@ -27,20 +29,14 @@ class Table:
 
     header: list[str]
     rows: list[list[str]]
+    css: str = ""  # an HTML class: "facts" for a two-column table of fields and values
+    note: str = ""  # a line under the table (the columns it left out, marks it uses)
 
     def markdown(self) -> str:
         """A GitHub-flavoured markdown table."""
         lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in self.rows]) + "\n"
-
-    def split(self, max_cols: int = HTML_MAX_COLS) -> list[Table]:
-        """Tables of at most ``max_cols`` columns, the first (lead) column repeated in each, so a wide
-        leaderboard fits a page as several stacked tables instead of scrolling off its right edge."""
-        step = max(1, max_cols - 1)
-        return [
-            Table([self.header[0], *self.header[i : i + step]], [[r[0], *r[i : i + step]] for r in self.rows])
-            for i in range(1, max(2, len(self.header)), step)
-        ]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(lines) + "\n" + (f"\n{self.note}\n" if self.note else "")
 
 
 @dataclass
@@ -55,12 +51,20 @@ class Para:
 
 
 @dataclass
+class Caveat:
+    """A warning the reader must see before the numbers: a box in HTML, a quoted block in markdown."""
+
+    text: str
+
+
+@dataclass
 class Figure:
     path: Path
     caption: str
+    frames: bool = False  # frame strips and GIFs: scaled without smoothing, so pixels stay pixels
 
 
-Item = Heading | Para | Table | Figure
+Item = Heading | Para | Caveat | Table | Figure
 
 
 def to_markdown(items: list[Item], base: Path) -> str:
@@ -71,6 +75,8 @@ def to_markdown(items: list[Item], base: Path) -> str:
             out.append("#" * it.level + " " + it.text)
         elif isinstance(it, Para):
             out.append(it.text.strip())
+        elif isinstance(it, Caveat):
+            out.append("> ⚠ " + it.text.strip().replace("\n", "\n> "))
         elif isinstance(it, Table):
             out.append(it.markdown().strip())
         else:
@@ -79,7 +85,11 @@ def to_markdown(items: list[Item], base: Path) -> str:
 
 
 def _inline(text: str) -> str:
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text.strip()))
+    """Escaped text with the markdown the report writes: `code`, **strong** and *emphasis*."""
+    out = html.escape(text.strip())
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])", r"<em>\1</em>", out)
 
 
 def _data_uri(path: Path) -> str:
@@ -87,24 +97,35 @@ def _data_uri(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
+def _paragraphs(text: str) -> str:
+    return "".join(f"<p>{_inline(line)}</p>" for line in text.strip().splitlines() if line.strip())
+
+
 def _html_item(it: Item) -> str:
     if isinstance(it, Heading):
         return f"<h{it.level}>{html.escape(it.text)}</h{it.level}>"
     if isinstance(it, Para):
-        return "".join(f"<p>{_inline(line)}</p>" for line in it.text.strip().splitlines())
+        return _paragraphs(it.text)
+    if isinstance(it, Caveat):
+        return f'<div class="caveat">{_paragraphs(it.text)}</div>'
     if isinstance(it, Table):
-        return "".join(_html_table(part) for part in it.split())
-    cap = html.escape(it.caption)
-    return f'<figure><img src="{_data_uri(it.path)}" alt="{cap}"><figcaption>{cap}</figcaption></figure>'
+        return _html_table(it)
+    cls = ' class="frames"' if it.frames else ""
+    return (f'<figure><img{cls} src="{_data_uri(it.path)}" alt="{html.escape(it.caption)}">'
+            f"<figcaption>{_inline(it.caption)}</figcaption></figure>")  # fmt: skip
 
 
 CSS = (
-    "body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}"
+    "body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}"
     "table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}"
-    "th:first-child,td:first-child{text-align:left}th{background:#f3f3f3;white-space:normal;max-width:11em}"
+    "th:first-child,td:first-child{text-align:left;position:sticky;left:0;background:#fff}"
+    "th{background:#f3f3f3;white-space:normal;max-width:11em}th:first-child{background:#f3f3f3}"
     "td{white-space:nowrap}.wide{overflow-x:auto;margin:0 0 .6em}"
-    "img{max-width:100%;image-rendering:pixelated}figure{margin:1em 0}figcaption{font-size:13px;color:#555}"
-    "code{background:#f3f3f3;padding:0 3px}"
+    "table.facts td{white-space:normal;text-align:left;max-width:60em}table.facts td:first-child{white-space:nowrap}"
+    "img{max-width:100%;height:auto}img.frames{image-rendering:pixelated}figure{margin:1em 0}"
+    "figcaption{font-size:13px;color:#555;max-width:60em}code{background:#f3f3f3;padding:0 3px}"
+    ".caveat{border-left:5px solid #d98b00;background:#fff6e0;padding:.2em 1em;margin:.6em 0}"
+    ".caveat p{margin:.4em 0}p.note{font-size:13px;color:#555;margin:.2em 0 1em}"
 )
 
 

@@ -17,10 +17,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from rad_bench.metrics import get_metric  # noqa: E402
 from rad_bench.report.samples import TAG_COLORS  # noqa: E402
+from rad_bench.report.style import block_color, chance_line, legend_outside, line_styles  # noqa: E402
 from rad_bench.report.tables import flag, label_base, unit_of  # noqa: E402
 from rad_bench.report.views import byte_unit  # noqa: E402
 from rad_bench.results import TAGS, parse_variant, split_column  # noqa: E402
@@ -60,8 +61,9 @@ def _curve(sub: pd.DataFrame, unit: str, x: str = "frame") -> tuple[pd.Series, p
     return per.mean(axis=1), per.std(axis=1, ddof=1) / np.sqrt(n)
 
 
-def _block_colors(df: pd.DataFrame) -> dict[str, str]:
-    return {b: f"C{i % 10}" for i, b in enumerate(sorted(df["block"].unique()))}
+def _styles(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Every block's line style in this run (:func:`rad_bench.report.style.line_styles`)."""
+    return line_styles(list(df["block"].unique()), _reference_blocks(df))
 
 
 def _reference_blocks(df: pd.DataFrame) -> set[str]:
@@ -69,14 +71,12 @@ def _reference_blocks(df: pd.DataFrame) -> set[str]:
     return set(df.loc[flag(df["reference"]), "block"].astype(str)) if "reference" in df else set()
 
 
-def _draw_curve(
-    ax: plt.Axes, g: pd.DataFrame, unit: str, x: str, block: str, color: str, ref: bool, **line: Any
-) -> None:
-    """One block's mean line and ± stderr band; reference blocks are dashed and labelled (ref)."""
+def _draw_curve(ax: plt.Axes, g: pd.DataFrame, unit: str, x: str, style: dict[str, Any], **line: Any) -> None:
+    """One block's mean line and ± stderr band in its style (references dashed, labelled (ref), underneath)."""
     mean, err = _curve(g, unit, x)
-    ls, label = ("--", f"{block} (ref)") if ref else ("-", block)
-    ax.plot(mean.index, mean.values, ls=ls, label=label, color=color, **line)
-    ax.fill_between(mean.index, (mean - err).values, (mean + err).values, alpha=0.2, color=color)
+    kw = {**style, **line} if style.get("marker") is None else {**line, **style, "ms": 4}
+    ax.plot(mean.index, mean.values, **kw)
+    ax.fill_between(mean.index, (mean - err).values, (mean + err).values, alpha=0.15, color=style["color"], lw=0)
 
 
 def plot_metric_vs_frame(df: pd.DataFrame, metric: str, out: Path) -> Path | None:
@@ -84,16 +84,16 @@ def plot_metric_vs_frame(df: pd.DataFrame, metric: str, out: Path) -> Path | Non
     sub = df[(df["metric"] == metric) & (df["frame"] >= 0)]
     if sub.empty:
         return None
-    unit, colors = unit_of(sub), _block_colors(df)
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    refs = _reference_blocks(df)
+    unit, styles = unit_of(sub), _styles(df)
+    fig, ax = plt.subplots(figsize=(7.4, 3.8))
     for block, g in sub.groupby("block"):
-        _draw_curve(ax, g, unit, "frame", block, colors[block], block in refs)
+        _draw_curve(ax, g, unit, "frame", styles[str(block)])
     _mark_reach(ax, reach_groups(df))
+    chance_line(ax, chance_levels(df, metric))
     ax.set_xlabel("frames since rollout start")
-    ax.set_ylabel(f"{metric} {get_metric(metric).arrow}")
+    ax.set_ylabel(get_metric(metric).label())
     ax.set_title(f"{metric} vs frame (band: ± stderr over {unit}s)")
-    ax.legend(fontsize=7)
+    legend_outside(ax)
     return _save(fig, out)
 
 
@@ -102,19 +102,34 @@ def plot_metric_vs_frame_by_tag(df: pd.DataFrame, metric: str, out: Path) -> Pat
     sub = df[(df["metric"] == metric) & (df["frame"] >= 0) & df["tag"].isin(TAGS)]
     if sub.empty:
         return None
-    unit, colors, groups, refs = unit_of(sub), _block_colors(df), reach_groups(df), _reference_blocks(df)
-    fig, axes = plt.subplots(1, len(TAGS), figsize=(13, 3.8), sharex=True, sharey=True)
-    for ax, tag in zip(axes, TAGS):
+    unit, styles, groups, chances = unit_of(sub), _styles(df), reach_groups(df), chance_levels(df, metric)
+    tags = [t for t in TAGS if (sub["tag"] == t).any()]  # a tag no frame has gets no empty panel
+    fig, axes = plt.subplots(1, len(tags), figsize=(1.5 + 4.2 * len(tags), 3.8), sharex=True, sharey=True,
+                             squeeze=False)  # fmt: skip
+    axes = axes[0]
+    for ax, tag in zip(axes, tags):
         for block, g in sub[sub["tag"] == tag].groupby("block"):
-            _draw_curve(ax, g, unit, "frame", block, colors[block], block in refs, marker=".", ms=3)
+            _draw_curve(ax, g, unit, "frame", styles[str(block)], marker=".", ms=3)
         _mark_reach(ax, groups)
+        chance_line(ax, chances)
         ax.set_title(tag)
         ax.set_xlabel("frames since rollout start")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0].set_ylabel(f"{metric} {get_metric(metric).arrow}")
-    axes[0].legend(fontsize=7)
+    axes[0].set_ylabel(get_metric(metric).label())
+    _shared_legend(fig, axes)
     fig.suptitle(f"{metric} vs frame by tag (band: ± stderr over {unit}s)")
     return _save(fig, out)
+
+
+def _shared_legend(fig: plt.Figure, axes: Any) -> None:
+    """One legend for panels that share their lines (every block, from whichever panel drew it)."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, h)
+    if seen:
+        axes[-1].legend(list(seen.values()), list(seen), fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5),
+                        frameon=False)  # fmt: skip
 
 
 def gap_bins(gap: pd.Series, max_distinct: int = 16, n_bins: int = 10) -> pd.Series:
@@ -143,40 +158,52 @@ def plot_metric_vs_gap(df: pd.DataFrame, metric: str, out: Path) -> Path | None:
     if sub.empty:
         return None
     sub = sub.assign(gap_bin=gap_bins(sub["gap"].astype(float)))
-    unit, colors, refs = unit_of(sub), _block_colors(df), _reference_blocks(df)
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    unit, styles = unit_of(sub), _styles(df)
+    fig, ax = plt.subplots(figsize=(7.4, 3.8))
     for block, g in sub.groupby("block"):
-        _draw_curve(ax, g, unit, "gap_bin", block, colors[block], block in refs, marker=".")
-    _mark_reach(ax, reach_groups(_sliding(df)))
+        _draw_curve(ax, g, unit, "gap_bin", styles[str(block)], marker=".")
     centres = sorted(sub["gap_bin"].unique())
-    ax.set_xticks(centres, [f"{c:.3g}" for c in centres], fontsize=7 if len(centres) > 10 else None)
+    span = max(centres[-1] - centres[0], 1.0)
+    left = centres[0] - 0.05 * span
+    groups = reach_groups(_sliding(df))
+    _mark_reach(ax, {r: b for r, b in groups.items() if r - 0.5 >= left})
+    for r in (r for r in groups if r - 0.5 < left):  # the axis starts at the data: say where the reach is
+        ax.plot([], [], " ", label=f"reach {r}: every gap shown is beyond it")
+    chance_line(ax, chance_levels(df, metric))
+    ax.set_xlim(left, centres[-1] + 0.05 * span)
+    ax.set_xticks(centres, [f"{c:.3g}" for c in centres], fontsize=7 if len(centres) > 10 else None,
+                  rotation=45 if len(centres) > 8 else 0)  # fmt: skip
     binned = " (bin centre)" if not sub["gap_bin"].equals(sub["gap"].astype(float)) else ""
     ax.set_xlabel(f"gap: frames since the place was last shown in the context{binned}")
-    ax.set_ylabel(f"{metric} {get_metric(metric).arrow}")
+    ax.set_ylabel(get_metric(metric).label())
     ax.set_title(f"{metric} vs frames since the place was last shown (gap)")
-    ax.legend(fontsize=7)
+    legend_outside(ax)
     return _save(fig, out)
 
 
 def plot_revisit_bars(table: pd.DataFrame, metric: str, out: Path) -> Path:
     """One bar per block and tag (leaderboard means), error bars ± stderr."""
-    fig, ax = plt.subplots(figsize=(max(6.4, 1.2 * len(table)), 3.4))
+    tags = [t for t in TAGS if f"{metric}_{t}" in table and table[f"{metric}_{t}"].notna().any()]
+    width = 0.8 / max(1, len(tags))
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.4 * len(table) * max(1, len(tags)) + 2), 3.4))
     x = np.arange(len(table))
-    for i, tag in enumerate(TAGS):
+    for i, tag in enumerate(tags):
         col = f"{metric}_{tag}"
         if col in table:
             ax.bar(
-                x + (i - 1) * 0.27,
+                x + (i - (len(tags) - 1) / 2) * width,
                 table[col],
-                0.27,
+                width,
                 yerr=table[f"{col}_stderr"].fillna(0),
                 label=tag,
                 color=np.array(TAG_COLORS[tag]) / 255,
             )
-    ax.set_xticks(x, table["block"], rotation=15 if len(table) > 4 else 0)
-    ax.set_ylabel(f"{metric} {get_metric(metric).arrow}")
-    ax.set_title(f"{metric} by tag")
-    ax.legend(fontsize=8)
+    refs = flag(table["reference"]) if "reference" in table else pd.Series(False, index=table.index)
+    names = [f"{b} (ref)" if r else str(b) for b, r in zip(table["block"], refs)]
+    ax.set_xticks(x, names, rotation=30 if len(table) > 4 else 0, ha="right" if len(table) > 4 else "center")
+    ax.set_ylabel(get_metric(metric).label())
+    ax.set_title(f"{metric} by tag (error bars: ± stderr)")
+    legend_outside(ax)
     return _save(fig, out)
 
 
@@ -188,12 +215,12 @@ def plot_state_bytes(state: pd.DataFrame, out: Path) -> Path | None:
     scale, name = byte_unit(float(per.max()))
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for block, g in per.groupby(level="block"):
-        ax.plot(g.index.get_level_values("frame"), g.values / scale, label=block)
+        ax.plot(g.index.get_level_values("frame"), g.values / scale, label=block, color=block_color(str(block)))
     ax.set_xlabel("rollout frame")
     ax.set_ylabel(f"memory state ({name})")
     ax.set_ylim(bottom=0)  # from zero, so constant and growing states compare at a glance
     ax.set_title("state size vs rollout frame")
-    ax.legend(fontsize=7)
+    legend_outside(ax)
     return _save(fig, out)
 
 
@@ -235,8 +262,8 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # one per swept value in the
 
 
 def _series_colors(points: pd.DataFrame) -> dict[str, str]:
-    """A colour per series, fixed before any is left out, so both capacity figures colour a block alike."""
-    return {s: f"C{i % 10}" for i, s in enumerate(sorted(points["series"].unique()))}
+    """A colour per series: its block's, as in every other figure."""
+    return {s: block_color(s) for s in points["series"].unique()}
 
 
 def _draw_series(ax: plt.Axes, points: pd.DataFrame, x: str, colors: dict[str, str], key: str | None = None) -> None:
@@ -248,7 +275,7 @@ def _draw_series(ax: plt.Axes, points: pd.DataFrame, x: str, colors: dict[str, s
         ref = bool(g["reference"].any())
         label, ls = (f"{series} (ref)", "--") if ref else (series, "-")
         ax.errorbar(g[x], g["y"], yerr=g["err"].fillna(0).to_numpy(), ls=ls, marker=None if key else "o", ms=4,
-                    capsize=3, color=color, label=label)  # fmt: skip
+                    capsize=3, color=color, label=label, zorder=1 if ref else 3)  # fmt: skip
         if key:
             for px, py, v in zip(g[x], g["y"], g["x"]):
                 ax.plot(px, py, MARKERS[values.index(v) % len(MARKERS)], color=color, ms=5)
@@ -258,17 +285,21 @@ def _draw_series(ax: plt.Axes, points: pd.DataFrame, x: str, colors: dict[str, s
 
 
 def _finish_capacity(ax: plt.Axes, sort_by: str, chances: list[float], title: str) -> None:
-    for c in chances:  # what a model that remembers nothing scores
-        ax.axhline(c, color="k", ls=":", lw=1, label=f"chance {c:.3g}")
-    ax.set_ylabel(f"{sort_by} {get_metric(split_column(sort_by)[0]).arrow}")
+    chance_line(ax, chances)
+    spec = get_metric(split_column(sort_by)[0])
+    lo, hi = spec.bounds
+    if lo is not None and hi is not None:  # the values it can take: error bars past them are cut at the axis
+        pad = 0.04 * (hi - lo)
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.set_ylabel(f"{sort_by} {spec.arrow}")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: the curves fill the axes
+    legend_outside(ax)
 
 
 def plot_capacity_vs_value(table: pd.DataFrame, df: pd.DataFrame, key: str, sort_by: str, out: Path) -> Path | None:
     """``sort_by`` vs the swept data value ``key`` (e.g. slots K) per block; ± 95% interval, chance line."""
     points = capacity_points(table, key, sort_by)
-    if points.empty:
+    if points["x"].nunique() < 2:  # one swept value: the leaderboard holds it, a curve of one point says nothing
         return None
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     _draw_series(ax, points, "x", _series_colors(points))
@@ -297,7 +328,10 @@ def plot_capacity_vs_state(
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     _draw_series(ax, points, "state", colors, key=key)
     ax.set_xscale("log" if (points["state"] > 0).all() else "symlog")
-    ax.set_xlabel("memory state after the last generated frame (bytes, log)")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # a decade or two: 1-2-5 ticks
+    ax.xaxis.set_major_formatter(EngFormatter(unit="B", sep=" "))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("memory state after the last generated frame (log scale)")
     title = f"{sort_by} vs state bytes (capacity trade-off)"
     _finish_capacity(ax, sort_by, chance_levels(df, split_column(sort_by)[0]), title)
     return _save(fig, out)

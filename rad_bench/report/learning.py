@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 from rad_bench.metrics import get_metric  # noqa: E402
 from rad_bench.report.document import Table  # noqa: E402
 from rad_bench.report.figures import _save  # noqa: E402
+from rad_bench.report.style import block_color, chance_line, legend_outside  # noqa: E402
 from rad_bench.results import CURVE_CSV, split_column  # noqa: E402
 
 
@@ -71,15 +72,15 @@ def reach_table(curves: pd.DataFrame) -> Table:
 def plot_learning_curves(curves: pd.DataFrame, stem: Path, chance: float | None = None) -> Path:
     """Metric vs training steps, one line per block: mean over seeds, band ± stderr; the reach level dashed."""
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    for i, (block, g) in enumerate(sorted(curves.groupby("block"), key=lambda x: str(x[0]))):
+    for block, g in sorted(curves.groupby("block"), key=lambda x: str(x[0])):
         per = g.pivot_table(index="step", columns="seed", values="value")
         mean, err = per.mean(axis=1), per.std(axis=1, ddof=1).fillna(0) / np.sqrt(per.count(axis=1))
-        ax.plot(mean.index, mean.values, marker="o", ms=3, color=f"C{i % 10}", label=str(block))
-        ax.fill_between(mean.index, mean - err, mean + err, alpha=0.2, color=f"C{i % 10}")
+        color = block_color(str(block))
+        ax.plot(mean.index, mean.values, marker="o", ms=3, color=color, label=str(block))
+        ax.fill_between(mean.index, mean - err, mean + err, alpha=0.15, color=color, lw=0)
     ax.axhline(reach_level(curves), color="k", ls="--", lw=1, label="steps-to-reach level")
-    if chance is not None:
-        ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance ({chance:.3g})")
+    chance_line(ax, [chance] if chance is not None else [])
     ax.set_xlabel("training steps")
     ax.set_ylabel(f"{curves['metric'].iloc[0]} (validation)")
-    ax.legend(fontsize=7, loc="best")
+    legend_outside(ax)
     return _save(fig, stem)

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from rad_bench.metrics import get_metric
-from rad_bench.report.document import Figure, Heading, Item, Para, Table
+from rad_bench.report import header
+from rad_bench.report.document import Caveat, Figure, Heading, Item, Para, Table
 from rad_bench.report.figures import (
     chance_levels,
     plot_capacity_vs_state,
@@ -31,10 +32,7 @@ from rad_bench.report.learning import plot_learning_curves, reach_table, read_cu
 from rad_bench.report.samples import sample_gif, sample_strip
 from rad_bench.report.tables import leaderboard, resolve_baseline, sort_table, unit_of, with_comparison
 from rad_bench.report.views import (
-    RECALL_NOTE,
-    REFERENCE_NOTE,
     TAG_NOTE,
-    caveats,
     compact_table,
     compare_note,
     delta_column,
@@ -43,6 +41,8 @@ from rad_bench.report.views import (
     has_reference,
     leaderboard_table,
     plain,
+    reading_notes,
+    reference_note,
     unit_note,
 )
 from rad_bench.results import EFFICIENCY_CSV, METRICS_CSV, STATE_CSV, parse_variant, split_column
@@ -169,13 +169,13 @@ def _read_efficiency(run: RunReport) -> pd.DataFrame | None:
 
 def draw_figures(run: RunReport, fig_dir: Path) -> None:
     """Every figure of one run into ``fig_dir``; ``run.figures`` records the ones that were drawn."""
-    df, figs = run.df, {}  # type: dict[str, Path | None]
+    df, table, figs = *_at_sample_point(run), {}  # type: pd.DataFrame, pd.DataFrame, dict[str, Path | None]
     for m in run.metrics:
         figs[f"{m}_vs_frame"] = plot_metric_vs_frame(df, m, fig_dir / f"{m}_vs_frame")
         if get_metric(m).scope == "per_frame":
             figs[f"{m}_vs_gap"] = plot_metric_vs_gap(df, m, fig_dir / f"{m}_vs_gap")
             figs[f"{m}_vs_frame_by_tag"] = plot_metric_vs_frame_by_tag(df, m, fig_dir / f"{m}_vs_frame_by_tag")
-            figs[f"{m}_by_tag"] = plot_revisit_bars(run.table, m, fig_dir / f"{m}_by_tag")
+            figs[f"{m}_by_tag"] = plot_revisit_bars(table, m, fig_dir / f"{m}_by_tag")
     state = run.run_dir / STATE_CSV
     if state.is_file():
         figs["state_bytes"] = optional(
@@ -198,6 +198,15 @@ def draw_figures(run: RunReport, fig_dir: Path) -> None:
         lambda: sample_gif(run.run_dir, fig_dir / "samples.gif", reach, blocks=shown),
     )
     run.figures = {k: v for k, v in figs.items() if v is not None}
+
+
+def _at_sample_point(run: RunReport) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows (metrics, leaderboard) the per-frame figures draw: in a numeric data sweep those at its largest
+    value (the capacity figures summarise the sweep; one line per block and point would hide every line)."""
+    shown = _sample_point(run)[0]
+    if shown is None:
+        return run.df, run.table
+    return run.df[run.df["block"].astype(str).isin(shown)], run.table[run.table["block"].astype(str).isin(shown)]
 
 
 def _sample_point(run: RunReport) -> tuple[set[str] | None, str]:
@@ -224,15 +233,14 @@ def _capacity_figures(run: RunReport, fig_dir: Path) -> dict[str, Path | None]:
     return figs
 
 
-def notes(run: RunReport) -> str:
-    """The text under a run's leaderboard: sort key, interval, tags, frame counts, Δ and references."""
-    lines = [
-        f"Sorted by `{run.sort_by}`. {unit_note(run.unit, run.df[run.unit].nunique())} {TAG_NOTE}",
-        frames_note(run.table),
-        compare_note(run.table, run.sort_by, run.baseline),
-    ]
-    lines += [RECALL_NOTE] if "recall_acc" in run.metrics else []
-    return "\n".join(lines + ([REFERENCE_NOTE] if has_reference(run.table) else [])) + "\n"
+def notes(run: RunReport, reading: bool = True) -> str:
+    """The text under a run's leaderboard: sort key, interval, tags, frame counts, Δ, references and (with
+    ``reading``) what each metric means."""
+    ci = unit_note(run.unit, run.df[run.unit].nunique(), fvd="fvd" in run.metrics)
+    lines = [f"Sorted by `{run.sort_by}`. {ci} {TAG_NOTE}", frames_note(run.table)]
+    lines += [compare_note(run.table, run.sort_by, run.baseline)]
+    lines += [reference_note(run.unit)] if has_reference(run.table) else []
+    return "\n".join(lines + (reading_notes(run.metrics) if reading else [])) + "\n"
 
 
 def run_table(run: RunReport) -> Table:
@@ -240,8 +248,13 @@ def run_table(run: RunReport) -> Table:
     return leaderboard_table(run.table, run.metrics, delta=delta_column(run.table, run.sort_by, run.baseline))
 
 
+def run_caveats(run: RunReport) -> list[str]:
+    """The run's caveats (:func:`rad_bench.report.header.run_caveats`)."""
+    return header.run_caveats(run.run_dir, run.df, run.table)
+
+
 def _caveat_head(run: RunReport) -> str:
-    return "".join(note + "\n\n" for note in caveats(run.table))
+    return "".join(f"> ⚠ {note}\n\n" for note in run_caveats(run))
 
 
 def markdown(run: RunReport) -> str:
@@ -260,17 +273,15 @@ def terminal(run: RunReport, wide: bool = False) -> str:
     return _caveat_head(run) + table.markdown() + f"\n{ci}{star}. Every column: leaderboard.md or --wide.\n"
 
 
-def _run_meta(run: RunReport) -> str:
-    df = run.df
-    parts = [f"Run folder `{run.run_dir}`", f"suite `{run.suite}`"]
-    if "suite_version" in df:
-        parts.append(f"version {plain(df['suite_version'].iloc[0])}")
-    if "git_sha" in df:
-        parts.append(f"git `{str(df['git_sha'].iloc[0])[:7]}`")
-    parts.append(f"seeds {sorted(map(int, df['seed'].unique()))}")
-    reach = ", ".join(f"{r} ({', '.join(b)})" for r, b in reach_groups(df).items())
-    text = "; ".join(parts) + (f"; attention reach {reach}." if reach else ".")
-    return "\n".join([text, *caveats(run.table)])
+def _what_was_run(run: RunReport) -> list[Item]:
+    """The run header: what was run (a table of facts), then each caveat as a box."""
+    facts = header.what_was_run(run.run_dir, run.df)
+    groups = reach_groups(run.df)
+    reach = ", ".join(f"{r} frames" + (f" ({', '.join(b)})" if len(groups) > 1 else "") for r, b in groups.items())
+    facts += [("attention reach", reach)] if reach else []
+    version = f", version {plain(run.df['suite_version'].iloc[0])}" if "suite_version" in run.df else ""
+    rows = [["suite", f"`{run.suite}`{version}"], *([k, v] for k, v in facts)]
+    return [Table(["", ""], rows, css="facts"), *(Caveat(c) for c in run_caveats(run))]
 
 
 def _curve_items(run: RunReport) -> list[Item]:
@@ -306,7 +317,8 @@ def _capacity_items(run: RunReport) -> list[Item]:
     chance = ", ".join(f"{c:.3g}" for c in chance_levels(run.df, metric)) or "not stated"
     caps = {
         "capacity": f"{run.sort_by} vs {key} (swept: data.{key}) per block: mean ± 95% interval over {unit}s; "
-        f"dashed = references; dotted line = chance ({chance}, from the rows' protocol).",
+        f"dashed = references; dotted line = chance ({chance}, from the rows' protocol); the axis spans the values the "
+        "metric can take, so an interval reaching past them is cut at its edge.",
         "capacity_state": f"{run.sort_by} vs measured memory state bytes (state_bytes_final, efficiency.csv; "
         f"log scale): the capacity trade-off, one marker per block and {key}, ± 95% interval over {unit}s; "
         "references have no state and are left out.",
@@ -348,7 +360,7 @@ def _sample_items(run: RunReport) -> list[Item]:
         "samples_png": f"Clip 0{at}: ground truth (top; border = tag) and each block's lowest-seed rollout.",
         "samples_gif": f"Clip 0{at} animated: ground truth (border = tag) next to each block's lowest-seed rollout.",
     }
-    return [Figure(run.figures[k], c) for k, c in caps.items() if k in run.figures]
+    return [Figure(run.figures[k], c, frames=True) for k, c in caps.items() if k in run.figures]
 
 
 def run_items(run: RunReport, level: int, title: str | None = None) -> list[Item]:
@@ -356,8 +368,9 @@ def run_items(run: RunReport, level: int, title: str | None = None) -> list[Item
     by tag, bars, efficiency, samples. Subsections are at ``level + 1`` (under the document title when there
     is no section ``title``)."""
     items: list[Item] = [Heading(level, title)] if title else []
-    items += [Para(_run_meta(run)), Heading(level + 1, "Leaderboard")]
-    items += [run_table(run), Para(notes(run))]
+    items += [Heading(level + 1, "What was run"), *_what_was_run(run), Heading(level + 1, "Leaderboard")]
+    items += [run_table(run), Para(notes(run, reading=False))]
+    items += [Heading(level + 1, "How to read the metrics"), Para("\n".join(reading_notes(run.metrics)))]
     capacity = _capacity_items(run)
     items += [Heading(level + 1, "Capacity"), *capacity] if capacity else []
     learning = _learning_items(run)

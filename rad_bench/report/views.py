@@ -12,10 +12,21 @@ from rad_bench.report.tables import flag
 from rad_bench.results import GROUPS, SHOWN, TAGS, split_column
 
 
-def _fmt(mean: float, err: float) -> str:
+def _fmt(mean: float, err: float, metric: str | None = None) -> str:
+    """``mean ± err``; ``†`` when the interval reaches past the values ``metric`` can take (e.g. below 0 for an
+    accuracy: a t-interval over few seeds, see :data:`OUTSIDE_NOTE`)."""
     if pd.isna(mean):
         return "—"
-    return f"{mean:.3f}" if pd.isna(err) else f"{mean:.3f} ± {err:.3f}"
+    if pd.isna(err):
+        return f"{mean:.3f}"
+    mark = " †" if metric and get_metric(metric).outside(mean - err, mean + err) else ""
+    return f"{mean:.3f} ± {err:.3f}{mark}"
+
+
+OUTSIDE_NOTE = (
+    "† the 95% t-interval reaches past the values the metric can take (e.g. below 0 for an accuracy): the "
+    "t-interval over few seeds assumes a spread the scores cannot have; read the paired Δ's bootstrap interval."
+)
 
 
 def _fmt_diff(row: pd.Series, col: str) -> str:
@@ -63,17 +74,45 @@ def leaderboard_table(
     delta: tuple[str, str] | None = None,
 ) -> Table:
     """The markdown/HTML view of a leaderboard: ``lead`` columns, cell settings, params, metrics
-    (mean ± ci95) and, with ``delta = (column, baseline)``, that column's paired difference."""
+    (mean ± ci95) and, with ``delta = (column, baseline)``, that column's paired difference right after it.
+    Columns that say nothing (no number in any row; a setting equal in every row) go to the table's note."""
     info = [*lead, *(c for c in SHOWN if c in table)]
     cols = _metric_columns(metrics)
+    header = [*info, "params", *(h for _, h in cols)]
     rows = []
     for _, row in table.iterrows():
         params = row.get("params_total", np.nan)
         cells = [_lead_cell(row, c) for c in info] + ["—" if pd.isna(params) else f"{int(params):,}"]
-        cells += [_fmt(row.get(c, np.nan), row.get(f"{c}_ci95", np.nan)) for c, _ in cols]
-        rows.append(cells + ([_fmt_diff(row, delta[0])] if delta else []))
-    extra = [f"Δ {delta[0]} vs {delta[1]} (95% CI)"] if delta else []
-    return Table([*info, "params", *(h for _, h in cols), *extra], rows)
+        cells += [_fmt(row.get(c, np.nan), row.get(f"{c}_ci95", np.nan), split_column(c)[0]) for c, _ in cols]
+        rows.append(cells)
+    at = [c for c, _ in cols].index(delta[0]) + len(info) + 1 if delta and delta[0] in dict(cols) else None
+    if delta and at is not None:
+        header.insert(at + 1, f"Δ {delta[0]} vs {delta[1]} (95% CI)")
+        for cells, (_, row) in zip(rows, table.iterrows()):
+            cells.insert(at + 1, _fmt_diff(row, delta[0]))
+    return slim(Table(header, rows), fixed=len(lead), settings=len(info) - len(lead) + 1)
+
+
+def slim(t: Table, fixed: int, settings: int) -> Table:
+    """``t`` without the columns that say nothing, named in its note instead: after the ``fixed`` lead columns,
+    any column with no number in any row, and among the next ``settings`` columns (cell settings, params) any
+    with one value in every row."""
+    empty = [i for i in range(fixed, len(t.header)) if all(r[i] == "—" for r in t.rows)]
+    same = [
+        i for i in range(fixed, fixed + settings)
+        if i not in empty and len(t.rows) > 1 and len({r[i] for r in t.rows}) == 1
+    ]  # fmt: skip
+    drop = set(empty) | set(same)
+    notes = []
+    if same:
+        notes.append("Every row: " + ", ".join(f"{t.header[i]} = {t.rows[0][i]}" for i in same) + ".")
+    if empty:
+        notes.append("Left out, no frame of theirs scored in any row: "
+                     + ", ".join(t.header[i].rstrip(" ↑↓") for i in empty) + ".")  # fmt: skip
+    if any("†" in c for r in t.rows for c in r):
+        notes.append(OUTSIDE_NOTE)
+    keep = [i for i in range(len(t.header)) if i not in drop]
+    return Table([t.header[i] for i in keep], [[r[i] for i in keep] for r in t.rows], note=" ".join(notes))
 
 
 LIMITED_NOTE = (
@@ -148,19 +187,45 @@ RECALL_NOTE = (
 REFERENCE_NOTE = (
     "Rows marked (ref) are references that involve no training, scored on the same episodes: "
     "`copy_last`: repeats the last context frame; a learned block below it has learned nothing useful. "
-    "`recall_oracle`: the most recent context frame of the same place; the distance to it is what memory "
-    "could still gain. Their intervals are over seeds like any block (zero width: they are deterministic "
-    "given the episodes)."
+    "`recall_oracle`: the most recent context frame of the same place (the last frame again where a frame's "
+    "place was never shown); the distance to it is what memory could still gain."
 )
 
 
-def unit_note(unit: str, n: int) -> str:
+def reference_note(unit: str) -> str:
+    """What the references are, and what their interval is over."""
+    spread = (
+        "Their intervals are over seeds like any block's, of zero width: they are deterministic given the episodes."
+        if unit == "seed"
+        else "Their intervals are over clips, like every row's in a one-seed run."
+    )
+    return f"{REFERENCE_NOTE} {spread}"
+
+
+def unit_note(unit: str, n: int, fvd: bool = False) -> str:
+    """How the ± of every leaderboard cell was computed."""
     if unit == "clip":
-        return (
-            f"Mean ± 95% t-interval over {n} clips "
-            "(one seed: the interval is over evaluation clips, and over FVD batches, not seeds)."
-        )
+        over = "over evaluation clips" + (" (FVD: over FVD batches)" if fvd else "")
+        return f"Mean ± 95% t-interval over {n} clips of one seed: the interval is {over}, not over trainings."
     return f"Mean ± 95% t-interval over {n} seeds (half-width t(0.975, n-1) x sd / sqrt(n) of the seed means)."
+
+
+READING = {  # "how to read this": one sentence per metric, beside its spec's description
+    "psnr": "`psnr` (dB, higher is better): peak signal-to-noise ratio per frame, pixel range 1; capped at 60 dB, "
+    "above 8-bit quantisation noise, so only an exact copy (e.g. `recall_oracle` on a frame it shows) reaches it.",
+    "ssim": "`ssim` (higher is better, at most 1): structural similarity per frame, Gaussian 11x11 window.",
+    "lpips": "`lpips` (lower is better): learned perceptual distance per frame (LPIPS v0.1, AlexNet features); "
+    "0 for identical frames.",
+    "fvd": "`fvd` (lower is better): Fréchet Video Distance between the generated and the true rollouts of a "
+    "block, I3D (Kinetics-400) logits of videos upsampled to 224 px; its protocol column in metrics.csv names the "
+    "video count. Far from the usual 2,048 videos it is biased upward: compare blocks within one run only.",
+    "recall_acc": RECALL_NOTE,
+}
+
+
+def reading_notes(metrics: list[str]) -> list[str]:
+    """The definitions of this run's metrics, in the order they appear."""
+    return [READING[m] for m in metrics if m in READING]
 
 
 def frames_note(table: pd.DataFrame) -> str:
@@ -168,7 +233,7 @@ def frames_note(table: pd.DataFrame) -> str:
     counts = table.reindex(columns=cols).fillna(0).astype(int).drop_duplicates()
     if len(counts) > 1:
         return (
-            "Scored frames per block and seed differ between blocks (their reach differs): "
+            "Scored frames per block and seed differ between rows (sweep points or attention reaches differ): "
             "see `frames_*` in leaderboard.csv."
         )
     n = dict(zip(TAGS, counts.iloc[0])) if len(counts) else dict.fromkeys(TAGS, 0)

