@@ -305,4 +305,4 @@ def efficiency_table(eff: pd.DataFrame) -> Table:
             else:
                 cells.append("—" if pd.isna(v) else f"{v:.4g}")
         rows.append(cells)
-    return Table(["block", *lead, "seeds", *(EFFICIENCY[c] for c in cols)], rows)
+    return slim(Table(["block", *lead, "seeds", *(EFFICIENCY[c] for c in cols)], rows), fixed=1, settings=len(lead) + 1)
