@@ -92,7 +92,8 @@ def file_differences(run_dir: Path, cmd: list[str]) -> list[str] | None:
         raw = _flat(read_with_includes(path))
     except (SuiteError, OSError):
         return None
-    skip = ("include", "docs")
+    swept = tuple(_yaml(run_dir / RESOLVED).get("sweep") or {})  # each cell runs the sweep's value, not the base
+    skip = ("include", "docs", "sweep.", *swept)
     return [
         f"{k}: {raw[k]!r} in the file, {resolved[k]!r} in the run"
         for k in sorted(raw)
