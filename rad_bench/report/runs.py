@@ -178,9 +178,13 @@ def draw_figures(run: RunReport, fig_dir: Path) -> None:
             figs[f"{m}_by_tag"] = plot_revisit_bars(table, m, fig_dir / f"{m}_by_tag")
     state = run.run_dir / STATE_CSV
     if state.is_file():
-        figs["state_bytes"] = optional(
-            f"state figure ({state})", lambda: plot_state_bytes(_read_state(state), fig_dir / "state_bytes_vs_frame")
-        )
+        shown = set(map(str, table["block"]))  # a data sweep: at its sample point, like the other per-frame figures
+
+        def state_figure() -> Path | None:
+            rows = _read_state(state)
+            return plot_state_bytes(rows[rows["block"].astype(str).isin(shown)], fig_dir / "state_bytes_vs_frame")
+
+        figs["state_bytes"] = optional(f"state figure ({state})", state_figure)
     figs |= _capacity_figures(run, fig_dir) if run.capacity else {}
     curves = optional("learning curves (cells/*/curve.csv)", lambda: read_curves(run.run_dir))
     if curves is not None:
