@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,30 @@ from rad_bench.report.tables import flag, label_base
 from rad_bench.report.views import LIMITED_NOTE, VALIDATION_NOTE, is_limited, is_validation
 
 ARGV_TXT, ENV_JSON, RESOLVED = "argv.txt", "env.json", "suite.resolved.yaml"
+
+
+@dataclass
+class Record:
+    """What a run folder says about how it was run, read once per report."""
+
+    run_dir: Path
+    commands: list[list[str]]  # argv.txt: one command per start, oldest first
+    resolved: dict[str, Any]  # suite.resolved.yaml ({} without one)
+    env: dict[str, Any]  # env.json ({} without one)
+    suite_now: dict[str, Any] | None  # the suite file the first command named, as on disk now; None: unreadable
+
+
+def read_record(run_dir: Path) -> Record:
+    """The run folder's :class:`Record` (missing or damaged files read as empty)."""
+    from rad_bench.suitefile import SuiteError, read_with_includes
+
+    cmds = commands(run_dir)
+    path = suite_path(cmds[0]) if cmds else None
+    try:
+        now = read_with_includes(path) if path is not None else None
+    except (SuiteError, OSError):
+        now = None
+    return Record(run_dir, cmds, _yaml(run_dir / RESOLVED), _env(run_dir), now)
 
 
 def _yaml(path: Path) -> dict[str, Any]:
@@ -80,20 +105,14 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def file_differences(run_dir: Path, cmd: list[str]) -> list[str] | None:
+def file_differences(rec: Record) -> list[str] | None:
     """``key: file -> run`` for each value of the suite file (with its includes, as on disk now) that the
-    run resolved differently; None when the file cannot be read any more."""
-    from rad_bench.suitefile import SuiteError, read_with_includes
-
-    path, resolved = suite_path(cmd), _flat(_yaml(run_dir / RESOLVED))
-    if path is None or not resolved:
+    run resolved differently (swept keys excepted: each cell runs the sweep's value); None when the file
+    cannot be read any more."""
+    if rec.suite_now is None or not rec.resolved:
         return None
-    try:
-        raw = _flat(read_with_includes(path))
-    except (SuiteError, OSError):
-        return None
-    swept = tuple(_yaml(run_dir / RESOLVED).get("sweep") or {})  # each cell runs the sweep's value, not the base
-    skip = ("include", "docs", "sweep.", *swept)
+    raw, resolved = _flat(rec.suite_now), _flat(rec.resolved)
+    skip = ("include", "docs", "sweep.", *tuple(rec.resolved.get("sweep") or {}))
     return [
         f"{k}: {raw[k]!r} in the file, {resolved[k]!r} in the run"
         for k in sorted(raw)
@@ -141,16 +160,16 @@ def _device(env: dict[str, Any]) -> str:
     return ", ".join(parts) + f"; torch {env.get('torch', '?')}, Python {env.get('python', '?')}"
 
 
-def what_was_run(run_dir: Path, df: pd.DataFrame) -> list[tuple[str, str]]:
+def what_was_run(rec: Record, df: pd.DataFrame) -> list[tuple[str, str]]:
     """(field, value) rows of the *What was run* table."""
-    resolved, env, cmds = _yaml(run_dir / RESOLVED), _env(run_dir), commands(run_dir)
+    resolved, env, cmds = rec.resolved, rec.env, rec.commands
     seeds = sorted(map(int, df["seed"].unique()))
     named = resolved.get("seeds")
-    rows = [("run folder", f"`{run_dir}`")]
+    rows = [("run folder", f"`{rec.run_dir}`")]
     rows += [("command" if i == 0 else "resumed with", f"`{shlex.join(c)}`") for i, c in enumerate(cmds)]
     sets = list(dict.fromkeys(s for c in cmds for s in overrides(c)))
     rows.append(("--set overrides", ", ".join(f"`{s}`" for s in sets) if sets else "none"))
-    diffs = file_differences(run_dir, cmds[0]) if cmds else None
+    diffs = file_differences(rec)
     if diffs:
         rows.append(("differs from the suite file", "; ".join(diffs)))
     rows.append(("seeds scored", f"{seeds}" + (f" (the suite names {named})" if named and named != seeds else "")))
@@ -166,19 +185,11 @@ def what_was_run(run_dir: Path, df: pd.DataFrame) -> list[tuple[str, str]]:
     return rows
 
 
-def run_caveats(run_dir: Path, df: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+def run_caveats(rec: Record, df: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     """The caveats of one run, most serious first (empty for a full run of the suite as written)."""
     out = [note for note, on in ((LIMITED_NOTE, is_limited(table)), (VALIDATION_NOTE, is_validation(table))) if on]
-    seeds, named = df["seed"].nunique(), _yaml(run_dir / RESOLVED).get("seeds")
-    cmds = commands(run_dir)
-    file_seeds = None
-    if cmds and (path := suite_path(cmds[0])) is not None:
-        from rad_bench.suitefile import SuiteError, read_with_includes
-
-        try:
-            file_seeds = read_with_includes(path).get("seeds")
-        except (SuiteError, OSError):
-            file_seeds = None
+    seeds, named, cmds = df["seed"].nunique(), rec.resolved.get("seeds"), rec.commands
+    file_seeds = (rec.suite_now or {}).get("seeds")
     want = max(len(named or []), len(file_seeds or []))
     if want > seeds:
         out.append(f"**Fewer seeds than the suite names**: {seeds} scored of {want}; the intervals are wider and "
@@ -189,7 +200,7 @@ def run_caveats(run_dir: Path, df: pd.DataFrame, table: pd.DataFrame) -> list[st
     if any(overrides(c) for c in cmds):
         out.append("**Command-line overrides** (`--set`, listed under *What was run*): the run differs from the "
                    "suite file; quote it with them.")  # fmt: skip
-    elif cmds and file_differences(run_dir, cmds[0]):
+    elif file_differences(rec):
         out.append("**The suite file has changed since this run** (see *What was run*): rerun it, or quote the "
                    "run with the values it used.")  # fmt: skip
     return out

@@ -105,14 +105,7 @@ class RunReport:
     baseline: str | None = None  # the block every other block is paired against; None: no comparison
     figures: dict[str, Path] = field(default_factory=dict)
     capacity: str | None = None  # the numeric data sweep's key (``slots``): the Capacity figures; None: none
-
-
-def _resolved(run_dir: Path) -> dict[str, Any]:
-    """The run's suite.resolved.yaml (empty when there is none)."""
-    import yaml
-
-    f = run_dir / "suite.resolved.yaml"
-    return (yaml.safe_load(f.read_text()) or {}) if f.is_file() else {}
+    record: header.Record | None = None  # how it was run (argv.txt, env.json, the suite file): the report's header
 
 
 def capacity_key(resolved: dict[str, Any]) -> str | None:
@@ -146,7 +139,8 @@ def load_run(run_dir: Path, sort_by: str | None = None, baseline: str | None = N
     df = read_csv_checked(f, METRICS_REQUIRED, numeric=("seed", "clip", "frame", "value"))
     if "scored" in df.columns:  # frames the dataset leaves out of the score (recall: repeated asks)
         df = df[df["scored"].fillna(1) != 0]
-    resolved = _resolved(run_dir)
+    record = header.read_record(run_dir)
+    resolved = record.resolved
     cfg = resolved.get("leaderboard") or {}
     sort_by = sort_by or str(cfg.get("sort_by") or "psnr_revisit")
     base = resolve_baseline(df, baseline or cfg.get("baseline"))
@@ -154,7 +148,8 @@ def load_run(run_dir: Path, sort_by: str | None = None, baseline: str | None = N
     table = sort_table(with_comparison(table, df, base), sort_by)
     metrics = list(dict.fromkeys(df["metric"]))
     suite = _suite_of(run_dir, df)
-    return RunReport(run_dir, suite, df, table, unit, metrics, sort_by, base, capacity=capacity_key(resolved))
+    return RunReport(run_dir, suite, df, table, unit, metrics, sort_by, base, capacity=capacity_key(resolved),
+                     record=record)  # fmt: skip
 
 
 def _read_state(path: Path) -> pd.DataFrame:
@@ -254,7 +249,7 @@ def run_table(run: RunReport) -> Table:
 
 def run_caveats(run: RunReport) -> list[str]:
     """The run's caveats (:func:`rad_bench.report.header.run_caveats`)."""
-    return header.run_caveats(run.run_dir, run.df, run.table)
+    return header.run_caveats(run.record or header.read_record(run.run_dir), run.df, run.table)
 
 
 def _caveat_head(run: RunReport) -> str:
@@ -279,7 +274,7 @@ def terminal(run: RunReport, wide: bool = False) -> str:
 
 def _what_was_run(run: RunReport) -> list[Item]:
     """The run header: what was run (a table of facts), then each caveat as a box."""
-    facts = header.what_was_run(run.run_dir, run.df)
+    facts = header.what_was_run(run.record or header.read_record(run.run_dir), run.df)
     groups = reach_groups(run.df)
     reach = ", ".join(f"{r} frames" + (f" ({', '.join(b)})" if len(groups) > 1 else "") for r, b in groups.items())
     facts += [("attention reach", reach)] if reach else []
