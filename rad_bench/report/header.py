@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from rad_bench.report.tables import flag, label_base
-from rad_bench.report.views import LIMITED_NOTE, VALIDATION_NOTE, is_limited, is_validation
+from rad_bench.report.views import caveats
 
 ARGV_TXT, ENV_JSON, RESOLVED = "argv.txt", "env.json", "suite.resolved.yaml"
 
@@ -187,7 +187,7 @@ def what_was_run(rec: Record, df: pd.DataFrame) -> list[tuple[str, str]]:
 
 def run_caveats(rec: Record, df: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     """The caveats of one run, most serious first (empty for a full run of the suite as written)."""
-    out = [note for note, on in ((LIMITED_NOTE, is_limited(table)), (VALIDATION_NOTE, is_validation(table))) if on]
+    out = caveats(table)  # capped steps, validation split: what the table itself says
     seeds, named, cmds = df["seed"].nunique(), rec.resolved.get("seeds"), rec.commands
     file_seeds = (rec.suite_now or {}).get("seeds")
     want = max(len(named or []), len(file_seeds or []))
