@@ -63,6 +63,9 @@ class Mamba2Block(MemoryBlock):
         ngroups: int = 1,
     ) -> None:
         super().__init__(dim, heads=heads, impl=impl)
+        sizes = {"d_state": d_state, "expand": expand, "d_conv": d_conv, "chunk_size": chunk_size, "ngroups": ngroups}
+        if bad := {k: v for k, v in sizes.items() if v < 1}:
+            raise ValueError(f"{', '.join(f'{k}={v}' for k, v in bad.items())}: sizes must be at least 1")
         self.d_inner = expand * dim
         self.headdim = headdim or self.d_inner // heads
         if self.d_inner % self.headdim:

@@ -49,13 +49,19 @@ def _count(cfg: DiTConfig, spec: BlockSpec) -> int:
         return count_params(build_model(cfg, BLOCKS.get(spec.name), spec.kwargs))
 
 
+def _build_on_meta(cfg: DiTConfig, spec: BlockSpec) -> None:
+    """The model with ``spec`` and its initial state, on the meta device (nothing allocated)."""
+    with torch.device("meta"):
+        build_model(cfg, BLOCKS.get(spec.name), spec.kwargs).init_state(1, torch.device("meta"))
+
+
 def check_blocks(suite: Suite, data: Dataset) -> None:
-    """Build every block of ``suite`` once on the meta device (nothing allocated), so a kwargs value
-    the block itself refuses stops the run before any training, naming the block and the field."""
+    """Build every block of ``suite`` and its state once on the meta device (nothing allocated), so a kwargs
+    value the block itself refuses stops the run before any training, naming the block and the field."""
     cfg = model_config(suite, data)
     for i, spec in enumerate(suite.blocks):
         try:
-            _count(cfg, spec)
+            _build_on_meta(cfg, spec)
         except (ValueError, TypeError, RuntimeError, AssertionError) as e:
             raise SuiteError(
                 f"field 'blocks[{i}].kwargs' (block '{spec.display}'): the block refuses its arguments: {e}; "

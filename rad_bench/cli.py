@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -33,11 +35,12 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     from rad_bench.data import DataError
     from rad_bench.launch import LaunchError
     from rad_bench.ops import KernelUnavailableError
+    from rad_bench.report.runs import ReportError
     from rad_bench.train import CheckpointError, TrainingDiverged
-    from rad_bench.utils import DeviceUnavailableError
+    from rad_bench.utils import DeviceUnavailableError, OutsideError
 
     return (SuiteError, DataError, KernelUnavailableError, TrainingDiverged, CheckpointError, DeviceUnavailableError,
-            LaunchError)  # fmt: skip
+            LaunchError, ReportError, OutsideError)  # fmt: skip
 
 
 _debug = False  # --debug (or RAD_BENCH_DEBUG=1): print the traceback behind an error message
@@ -98,51 +101,67 @@ def run(
     helper: Annotated[bool, typer.Option(hidden=True, help="a --workers helper: record no command line")] = False,
 ) -> None:
     """Train, roll out and score every block x seed of a suite, then write the leaderboard."""
-    from rad_bench.config import SuiteError, load_suite
+    from rad_bench.config import load_suite
     from rad_bench.launch import worker_threads
     from rad_bench.utils import close_distributed, is_main, set_threads
 
     _check_environment()
     if _is_mqar(suite):
-        set_threads(worker_threads(1, threads))
-        _run_mqar(suite, set_ or [], results)
+        with _boundary(suite):
+            set_threads(worker_threads(1, threads))
+            out = _run_mqar(suite, set_ or [], results)
+        typer.echo((out / "mqar.md").read_text())
+        typer.echo(f"results: {out}")
         return
-    try:
+    with _boundary(suite):
         s = load_suite(suite, set_ or [])
-    except SuiteError as e:  # names the file itself
-        _fail(str(e))
-        return
-    workers, threads = _processes(s, workers, threads, launcher)
-    try:
+        workers, threads = _processes(s, workers, threads, launcher)
         where = {"run_dir": run_dir, "resume": resume, "limit_steps": limit_steps, "results_root": results}
         out = _start(s, suite, set_ or [], where, progress=progress, report=report, workers=workers,
                      launcher=launcher, threads=threads, record=not helper)  # fmt: skip
-    except _expected_errors() as e:  # bad input or state: the file, the field and the fix, exit 2
-        _fail(f"{suite}: {e}")
-        return
+        if is_main() and report:  # under torchrun one process reports
+            from rad_bench import report as rep
+
+            typer.echo(rep.terminal(rep.load_run(out), wide=wide))
+            typer.echo(f"results: {out}")
+    close_distributed()
+
+
+@contextmanager
+def _boundary(suite: Path | None = None, errors: tuple[type[Exception], ...] | None = None) -> Iterator[None]:
+    """The one error boundary of ``run`` (video and token suites alike) and ``report``: bad input or state, a
+    full or read-only disk, a path the locale cannot write and Ctrl-C end with one line naming the file and
+    the fix, exit code 2, no traceback. ``suite``: the file every message starts with (``run``); ``errors``:
+    the expected ones (default :func:`_expected_errors`, which imports torch; ``report`` names its own)."""
+    head, expected = f"{suite}: " if suite is not None else "", errors or _expected_errors()
+    try:
+        yield
+    except expected as e:  # bad input or state: the file, the field and the fix
+        msg = str(e)
+        _fail(msg if not head or msg.startswith(str(suite)) else head + msg)
     except OSError as e:  # disk full, read-only or missing folders, permissions: the file and the fix
         where = f"{e.filename}: " if e.filename else ""
-        _fail(f"{suite}: {where}{e.strerror or e}; check that the results folder is writable and the disk has room")
-        return
+        _fail(f"{head}{where}{e.strerror or e}; check that the folder is writable and the disk has room")
+    except UnicodeEncodeError as e:  # a non-ASCII path under an ASCII locale
+        _fail(f"{head}a path holds non-ASCII characters, which this locale ({e.encoding}) cannot write; "
+              "use an ASCII path or a UTF-8 locale (LANG=C.UTF-8)")  # fmt: skip
     except KeyboardInterrupt:
-        _fail(f"{suite}: interrupted; finished cells are kept, run the same command with --resume to continue")
-        return
-    if is_main() and report:  # under torchrun one process reports
-        from rad_bench import report as rep
-
-        typer.echo(rep.terminal(rep.load_run(out), wide=wide))
-        typer.echo(f"results: {out}")
-    close_distributed()
+        _fail(f"{head}interrupted; finished cells are kept, run the same command with --resume to continue")
 
 
 def _processes(s: Any, workers: int | None, threads: int | None, launcher: str) -> tuple[int, int | None]:
     """Processes and torch threads of a run: ``--workers``, else the suite's ``launcher.workers`` for a plain
     run on this machine (not cluster jobs, not torchrun ranks); threads are set here."""
     from rad_bench.launch import worker_threads
+    from rad_bench.limits import check_workers
     from rad_bench.utils import set_threads
 
     plain = launcher == "none" and int(os.environ.get("WORLD_SIZE", "1")) == 1
-    workers = workers or (s.launcher.workers if plain else 1)
+    if workers is not None and plain:
+        check_workers(workers, "--workers")
+    elif plain:  # the suite's default: at most the cores of the machine it runs on
+        workers = min(s.launcher.workers, os.cpu_count() or 1)
+    workers = workers or 1
     threads = worker_threads(workers, threads)
     set_threads(threads)
     return workers, threads
@@ -173,24 +192,17 @@ def _is_mqar(path: Path) -> bool:
         return False  # the video suite loader reports the problem with the file and the fix
 
 
-def _run_mqar(path: Path, overrides: list[str], results: Path) -> None:
-    """Train the blocks as sequence mixers of a tiny token model on MQAR (rad_bench.mqar)."""
-    import time
-
+def _run_mqar(path: Path, overrides: list[str], results: Path) -> Path:
+    """Train the blocks as sequence mixers of a tiny token model on MQAR (rad_bench.mqar); its run folder
+    is named and checked as a video suite's (:func:`rad_bench.rundir.new_run_dir`)."""
     from rad_bench.mqar.config import load_mqar
     from rad_bench.mqar.run import run_mqar
-    from rad_bench.suitefile import SuiteError
-    from rad_bench.utils import git_sha
+    from rad_bench.rundir import new_run_dir
 
-    try:
-        cfg = load_mqar(path, overrides)
-    except SuiteError as e:
-        _fail(str(e))
-        return
-    out = results / cfg.name / f"{time.strftime('%Y%m%d-%H%M%S')}-{git_sha(short=True)}"
+    cfg = load_mqar(path, overrides)
+    out = new_run_dir(results, cfg.name)
     run_mqar(cfg, out)
-    typer.echo((out / "mqar.md").read_text())
-    typer.echo(f"results: {out}")
+    return out
 
 
 @app.command()
@@ -285,8 +297,9 @@ def report(
     section per suite; suites are never averaged together.
     """
     from rad_bench import report as rep
+    from rad_bench.utils import OutsideError
 
-    try:
+    with _boundary(errors=(rep.ReportError, OutsideError)):
         run_dirs = list(dict.fromkeys(rep.resolve_run_dir(p, results) for p in paths))
         if len(run_dirs) == 1 and out is None:
             target = run_dirs[0]
@@ -294,11 +307,25 @@ def report(
         else:
             target = out or results / "combined"
             rep.write_combined(run_dirs, target)
-    except rep.ReportError as e:
-        _fail(str(e))
-        return
     typer.echo((target / "leaderboard.md").read_text())
     typer.echo(f"report: {target / 'report.html'}")
+
+
+@app.command()
+def adopt(run_dir: Annotated[Path, typer.Argument(help="a run folder results/<suite>/<run>")]) -> None:
+    """Take in a run folder written before completion records: record each cell that has a whole metrics.csv
+    and no done.json as its files are now (on trust), so that runs and reports count it as finished."""
+    from rad_bench.completion import adopt as adopt_cells
+    from rad_bench.utils import OutsideError, check_tree
+
+    if not (run_dir / "suite.resolved.yaml").is_file() or not (run_dir / "cells").is_dir():
+        _fail(f"{run_dir}: not a run folder (no suite.resolved.yaml and cells/); pass results/<suite>/<run>")
+    with _boundary(errors=(OutsideError,)):
+        check_tree(run_dir)
+        cells = adopt_cells(run_dir)
+    for cell in cells:
+        typer.echo(f"recorded {cell}")
+    typer.echo(f"{run_dir}: {len(cells)} cell(s) recorded; `rad-bench report {run_dir}` rebuilds its results")
 
 
 @app.command()

@@ -11,11 +11,16 @@ its sample frames ``samples/<cell>.npz`` and its weights ``checkpoints/<cell>.pt
 is missing or differs from its record makes the cell *damaged*; a missing checkpoint does not (it is
 git-ignored and may be deleted to save disk; the scores do not need it), a changed one does.
 
-Run folders written before records existed hold ``metrics.csv`` alone: such a cell counts as finished
-when that CSV parses whole (a header, at least one row, every row complete, a final newline).
+A cell with a ``metrics.csv`` and no record is not finished: it is damaged (deleting a record does not
+make a cell count; a record may list only the cell's own files). Run folders written before records
+existed are taken in explicitly, by ``rad-bench adopt RUN`` (:func:`adopt`): each such cell whose CSV parses
+whole is recorded as it is then, on trust, and named.
 
 A damaged cell is never glued into the combined CSV: :func:`set_aside` moves its files to
-``damaged/<cell>-<time>/`` (nothing is deleted) and the runner computes the cell again.
+``damaged/<cell>-<time>/`` (nothing is deleted) and the runner computes the cell again. The run folder's
+combined CSVs are rebuilt from the cells that verify (:func:`combine`), by the runner and by every report:
+a combined ``metrics.csv`` that differs from them (cut short, edited) is kept aside and replaced, with a
+warning.
 """
 
 from __future__ import annotations
@@ -25,13 +30,14 @@ import hashlib
 import io
 import json
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from rad_bench.results import METRICS_CSV
-from rad_bench.utils import write_json
+from rad_bench.results import EFFICIENCY_CSV, METRICS_CSV, STATE_CSV, concat_csv, write_csv
+from rad_bench.utils import atomic_write_text, write_json
 
 RECORD = "done.json"
 FORMAT = 1
@@ -41,6 +47,16 @@ FORMAT = 1
 class CellCheck:
     state: Literal["done", "absent", "damaged"]
     why: str = ""  # for a damaged cell: what does not verify
+
+
+def _own_file(rel: str, cell: str) -> bool:
+    """Whether ``rel`` (a path a record lists) is one of ``cell``'s files: directly in its folder, or its
+    samples or weights. Anything else, however it resolves, is never opened."""
+    parts = rel.split("/")
+    return (len(parts) == 3 and parts[:2] == ["cells", cell] and parts[2] not in ("", ".", "..")) or rel in (
+        f"samples/{cell}.npz",
+        f"checkpoints/{cell}.pt",
+    )
 
 
 def cell_files(run_dir: Path, cell: str) -> list[Path]:
@@ -87,16 +103,15 @@ def check_cell(run_dir: Path, cell: str) -> CellCheck:
     if not record.is_file():
         if not metrics.is_file():
             return CellCheck("absent")
-        try:  # a run folder from before completion records: the CSV must at least be whole
-            _csv_rows(metrics.read_text())
-        except (ValueError, UnicodeDecodeError, csv.Error) as e:
-            return CellCheck("damaged", f"{metrics.relative_to(run_dir)} {e}")
-        return CellCheck("done")
+        return CellCheck("damaged", f"{record.relative_to(run_dir)} is missing (a run folder from before completion "
+                         "records is taken in by `rad-bench adopt RUN`)")  # fmt: skip
     try:
         rec = json.loads(record.read_text())
         files = dict(rec["files"])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
         return CellCheck("damaged", f"{record.relative_to(run_dir)} is unreadable ({e.__class__.__name__})")
+    if foreign := [rel for rel in files if not _own_file(str(rel), cell)]:
+        return CellCheck("damaged", f"{record.relative_to(run_dir)} lists {foreign[0]!r}, not one of the cell's files")
     for rel, want in files.items():
         path = run_dir / rel
         if not path.is_file():
@@ -120,3 +135,62 @@ def set_aside(run_dir: Path, cell: str) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(src), str(target))
     return dest
+
+
+def adopt(run_dir: Path) -> list[str]:
+    """Record every cell of ``run_dir`` that has a whole ``metrics.csv`` (a header, rows of the header's
+    width, a final newline) and no completion record, as its files are now: the explicit way in for a run
+    folder written before records existed. Returns the cells recorded; cells whose CSV is not whole are left
+    as they are (damaged: a run with ``--resume`` sets them aside and computes them again)."""
+    adopted = []
+    for folder in sorted(p for p in (run_dir / "cells").iterdir() if p.is_dir()):
+        if (folder / RECORD).is_file() or not (folder / METRICS_CSV).is_file():
+            continue
+        try:
+            _csv_rows((folder / METRICS_CSV).read_text())
+        except (ValueError, UnicodeDecodeError, csv.Error):
+            continue
+        write_record(run_dir, folder.name)
+        adopted.append(folder.name)
+    return adopted
+
+
+def finished(run_dir: Path) -> list[Path]:
+    """The cell folders of ``run_dir`` whose records verify; a damaged one is named on stderr."""
+    done = []
+    for d in sorted(p for p in (run_dir / "cells").iterdir() if p.is_dir()):
+        check = check_cell(run_dir, d.name)
+        if check.state == "damaged":
+            print(f"rad-bench: cell {d.name} is left out of the combined results: {check.why}", file=sys.stderr)
+        done += [d] if check.state == "done" else []
+    return done
+
+
+def combined_metrics(run_dir: Path) -> str | None:
+    """What the run folder's metrics.csv must hold: its finished cells' rows (None: no cell is finished)."""
+    done = finished(run_dir)
+    return concat_csv([d / METRICS_CSV for d in done]) if done else None
+
+
+def combine(run_dir: Path) -> list[str]:
+    """The run folder's metrics.csv, state.csv and efficiency.csv rebuilt from the cells whose records verify;
+    returns those cells (none: nothing is written). A damaged cell is left out and named; a combined
+    metrics.csv that differs from what the cells hold (cut short, edited, a cell no longer verifying) is kept
+    as ``metrics.csv.replaced-<time>`` and named in a warning."""
+    done = finished(run_dir)
+    if not done:
+        return []
+    text, combined = concat_csv([d / METRICS_CSV for d in done]), run_dir / METRICS_CSV
+    if combined.is_file() and combined.read_bytes() != text.encode():
+        kept = run_dir / f"{METRICS_CSV}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+        shutil.copyfile(combined, kept)
+        print(f"rad-bench: {combined} differed from its {len(done)} finished cells' records (cut short or edited); "
+              f"rebuilt from them, the old one kept as {kept.name}", file=sys.stderr)  # fmt: skip
+    atomic_write_text(combined, text)
+    states = [d / STATE_CSV for d in done if (d / STATE_CSV).is_file()]
+    if states:  # state bytes after each generated frame, per cell (the efficiency figure)
+        atomic_write_text(run_dir / STATE_CSV, concat_csv(states))
+    stats = [json.loads((d / "stats.json").read_text()) for d in done if (d / "stats.json").is_file()]
+    if stats:
+        write_csv(run_dir / EFFICIENCY_CSV, stats)
+    return [d.name for d in done]

@@ -19,36 +19,25 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from rad_bench import limits
 from rad_bench.blockargs import check_block
 from rad_bench.model.presets import PRESETS
 from rad_bench.registry import BLOCKS, DATASETS, METRICS, closest, unknown_name_message
-from rad_bench.results import GROUPS, split_column
-from rad_bench.sections import DiffusionCfg, ModelCfg, RolloutCfg, TrainCfg, _Strict
+from rad_bench.results import GROUPS, REFERENCE_NAMES, split_column
+from rad_bench.schema import SAFE_HINT, Strict, safe_name
+from rad_bench.sections import DiffusionCfg, ModelCfg, RolloutCfg, TrainCfg
 from rad_bench.suitefile import SuiteError, apply_overrides, read_with_includes
 
 __all__ = ["DiffusionCfg", "ModelCfg", "RolloutCfg", "TrainCfg", "Suite", "load_suite", "validate"]
 
 
-# Suite names, block labels and sweep values become folder and file names (results/<name>/...,
-# cells/<label>[<sweep>]-s<seed>/): a safe character set keeps every written path inside its run folder.
-SAFE_HINT = "letters, digits and _ . + - (no '/', no '..', at most 64 characters)"
-
-
-def safe_name(v: Any) -> Any:
-    """``v`` if it is usable as one path component, else a ValueError that says what is allowed."""
-    if isinstance(v, str) and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", v) or ".." in v):
-        raise ValueError(f"{v!r} becomes a folder name; use {SAFE_HINT}")
-    return v
-
-
-class BlockSpec(_Strict):
+class BlockSpec(Strict):
     name: str
     label: str | None = Field(None, description="leaderboard name; defaults to the block name")
 
@@ -63,7 +52,7 @@ class BlockSpec(_Strict):
         return self.label or self.name
 
 
-class LeaderboardCfg(_Strict):
+class LeaderboardCfg(Strict):
     """How the leaderboard is sorted and which block every other block is paired against.
 
     ``baseline`` is the block every other block is paired against (per seed and clip, on the same
@@ -77,7 +66,7 @@ class LeaderboardCfg(_Strict):
     )
 
 
-class LauncherCfg(_Strict):
+class LauncherCfg(Strict):
     """Resources of each job of ``rad-bench run --launcher slurm|local`` (rad_bench.launch: one per cell)."""
 
     partition: str | None = Field(None, description="Slurm partition; default: the cluster's")
@@ -94,7 +83,7 @@ class LauncherCfg(_Strict):
 ALL_BLOCKS = "all"  # `blocks: all`: every registered block
 
 
-class Suite(_Strict):
+class Suite(Strict):
     name: str = Field(description=f"results folder name: {SAFE_HINT}")
     version: int = Field(1, ge=1)
     description: str = ""
@@ -156,10 +145,6 @@ class Suite(_Strict):
                 raise ValueError(f"sweep.{key}: duplicate values in {values}; each sweep point must differ")
             if bad := [v for v in values if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,32}", str(v))]:
                 raise ValueError(f"sweep.{key}: values {bad} cannot name a cell folder; use {SAFE_HINT}")
-        metric, group = split_column(self.leaderboard.sort_by)
-        if metric not in self.metrics or group not in GROUPS:
-            valid = [f"{m}_{g}" for m in self.metrics for g in ("revisit", "in_window", "novel", "all")]
-            raise ValueError(f"leaderboard.sort_by '{self.leaderboard.sort_by}' is not a column; use one of {valid}")
         bucket = self.rollout.fvd_bucket
         if "fvd" in self.metrics and bucket is not None and self.rollout.horizon < bucket:
             raise ValueError(
@@ -218,6 +203,15 @@ def _check_names(suite: Suite, where: str) -> None:
     for i, m in enumerate(suite.metrics):
         if m not in METRICS:
             raise SuiteError(f"{where}: field 'metrics[{i}]': {unknown_name_message('metric', m, METRICS.names())}")
+    board = suite.leaderboard
+    metric, group = split_column(board.sort_by)
+    if metric not in suite.metrics or group not in GROUPS:
+        valid = [f"{m}_{g}" for m in suite.metrics for g in ("revisit", "in_window", "novel", "all")]
+        raise SuiteError(f"{where}: field 'leaderboard.sort_by': '{board.sort_by}' is not a column; use one of {valid}")
+    rows = [b.display for b in suite.blocks] + list(REFERENCE_NAMES)
+    if board.baseline is not None and board.baseline not in rows:
+        unknown = unknown_name_message("block", board.baseline, rows)
+        raise SuiteError(f"{where}: field 'leaderboard.baseline': {unknown} (the blocks and references of the suite)")
     name = suite.data.get("name")
     if not isinstance(name, str) or name not in DATASETS:
         raise SuiteError(f"{where}: field 'data.name': {unknown_name_message('dataset', str(name), DATASETS.names())}")
@@ -240,12 +234,34 @@ def validate(raw: dict[str, Any], where: str = "suite") -> Suite:
     except ValidationError as e:
         raise _explain(e, Suite, where) from None
     _check_names(suite, where)
+    _check_cell_names(suite, where)
     _check_sizes(suite, data_config(suite, where), where)
     for label, variant in [("", suite), *variants(suite, where)]:
         _check_training(variant, f"{where} (sweep {label})" if label else where)
     for label, variant in variants(suite, where):
         _check_point(suite, label, variant, where)
     return suite
+
+
+MAX_CELL_NAME = 255 - 23  # a file name's 255 bytes less the most a cell's files add: ".<cell>.train.pt.<8>.tmp"
+
+
+def _check_cell_names(suite: Suite, where: str) -> None:
+    """The longest cell folder name (``<label>[<sweep values>]-s<seed>``) must leave room for the file names
+    built from it; caught here rather than after the run folder is made."""
+
+    def longest(labels: list[str], points: list[tuple[str, Suite]]) -> str:
+        label, point = max(labels, key=len), max((p for p, _ in points), key=len)
+        return f"{label}[{point}]-s{max(suite.seeds)}" if point else f"{label}-s{max(suite.seeds)}"
+
+    blocks = longest([b.display for b in suite.blocks], variants(suite, where))
+    name = max(blocks, longest(list(REFERENCE_NAMES), data_variants(suite, where)), key=len)  # references: data
+    if len(name) > MAX_CELL_NAME:
+        raise SuiteError(
+            f"{where}: field 'sweep': cell names such as '{name[:60]}...' are {len(name)} characters and file names "
+            f"built from them would pass the file system's 255; keep block labels and sweep values (or their "
+            f"number) short so a cell name stays within {MAX_CELL_NAME}"
+        )
 
 
 def _check_training(suite: Suite, where: str) -> None:
@@ -334,7 +350,7 @@ def variants(suite: Suite, where: str = "suite") -> list[tuple[str, Suite]]:
 
 def _check_sizes(suite: Suite, data: Any, where: str) -> None:
     """Sizes that depend on the data or the model preset: caught here, not minutes into a run."""
-    from rad_bench.data import DataError, Demand, takes_split
+    from rad_bench.data import DataError, takes_split
 
     r, m = suite.rollout, suite.model
     if r.split != "test" and not takes_split(DATASETS.get(suite.data["name"])):
@@ -343,7 +359,7 @@ def _check_sizes(suite: Suite, data: Any, where: str) -> None:
             "eval_set takes no split); use rollout.split: test, or give its eval_set a split (see data/synthetic.py)"
         )
     try:
-        data.check(Demand(suite.train.clip_len, r.context, r.horizon, r.clips, r.split))
+        data.check(_demand(suite))
     except DataError as e:
         raise SuiteError(f"{where}: {e}") from None
     frame = getattr(data, "frame_size", None)  # None: as stored in the files, checked when the model is built
@@ -363,25 +379,29 @@ def _check_sizes(suite: Suite, data: Any, where: str) -> None:
 
 
 def check_memory(suite: Suite, frame: int, where: str, activations: bool) -> None:
-    """Refuse, before anything is allocated, a suite whose training batch or evaluation set cannot
-    fit this machine's memory. A lower bound: float32 frames and, with ``activations`` (the model
-    trains in host memory, i.e. on CPU), ~16 activations of width ``dim`` per token and layer kept
-    for the backward pass (attention, memory block, MLP, norms)."""
+    """Refuse, before anything is allocated, a suite whose allocations cannot fit this machine's memory
+    together. Lower bounds: float32 frames and, with ``activations`` (the model trains in host memory, i.e.
+    on CPU), ~16 activations of width ``dim`` per token and layer kept for the backward pass; the noise
+    schedule's tables; and what the dataset holds (:meth:`rad_bench.data.DataConfig.footprint`)."""
     m, t, r = suite.model, suite.train, suite.rollout
     p = PRESETS[m.preset]
     depth, dim, tokens = int(m.depth or p["depth"]), int(m.dim or p["dim"]), (frame // m.patch) ** 2
     per_frame = 3 * frame**2 + (16 * depth * tokens * dim if activations else 0)
     need = {
-        "train.batch_size x train.clip_len": 4 * t.batch_size * t.clip_len * per_frame,
-        "rollout.clips x (context + horizon)": 4 * r.clips * (r.context + r.horizon) * 3 * frame**2,
+        "train.batch_size x train.clip_len": 4.0 * t.batch_size * t.clip_len * per_frame,
+        "rollout.clips x (context + horizon)": 4.0 * r.clips * (r.context + r.horizon) * 3 * frame**2,
+        "diffusion.levels": 64.0 * suite.diffusion.levels,
+        **data_config(suite, where).footprint(_demand(suite)),
     }
-    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
-    field, most = max(need.items(), key=lambda kv: kv[1])
-    if have and most > have:
-        raise SuiteError(
-            f"{where}: needs at least {most / 2**30:.0f} GiB for {field} at data.frame_size {frame} and this "
-            f"machine has {have / 2**30:.0f} GiB; lower data.frame_size, {field.split(' x ')[0]} or the model size"
-        )
+    limits.check_memory(need, where, "data.frame_size, {field} or the model size")
+
+
+def _demand(suite: Suite) -> Any:
+    """What ``suite`` asks of its data (:class:`rad_bench.data.Demand`)."""
+    from rad_bench.data import Demand
+
+    r = suite.rollout
+    return Demand(suite.train.clip_len, r.context, r.horizon, r.clips, r.split, suite.train.batch_size)
 
 
 def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:

@@ -16,7 +16,9 @@ A cell is done once its completion record ``cells/<cell>/done.json`` (written la
 and a checksum of each of the cell's files) verifies (:mod:`rad_bench.completion`); a damaged cell
 is set aside under ``damaged/`` and computed again. A folder holds one suite configuration:
 ``suite.resolved.yaml`` must match to write into it. Every file is written atomically (temp file +
-rename); a process killed mid-write leaves only temp files, removed under the cell's lock.
+rename); a process killed mid-write leaves only temp files, removed under the cell's lock. No symlink
+under a run folder may point outside it (:func:`rad_bench.utils.check_tree`, whenever a run starts or
+resumes and before a report writes), so nothing is written elsewhere, whatever the subfolder.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from rad_bench.utils import (
     atomic_write_text,
     barrier,
     broadcast_object,
+    check_tree,
     env_info,
     git_sha,
     is_main,
@@ -70,6 +73,18 @@ def _foreign_entries(run_dir: Path) -> list[Path]:
     return [p for p in run_dir.iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp"))]
 
 
+def new_run_dir(results_root: Path, name: str) -> Path:
+    """``<results_root>/<name>/<YYYYmmdd-HHMMSS>-<sha7>`` for a new run (not created here), refused when it
+    would lie outside ``results_root`` or a file stands where a folder must be (video and token suites)."""
+    run_dir = results_root / name / f"{time.strftime('%Y%m%d-%H%M%S')}-{git_sha(short=True)}"
+    if not run_dir.resolve().is_relative_to(results_root.resolve()):
+        raise SuiteError(f"name: '{name}' puts the run folder outside {results_root}; use a plain name")
+    for folder in (results_root, results_root / name):
+        if folder.exists() and not folder.is_dir():
+            raise SuiteError(f"{folder}: is a file, not a folder; pass a folder for the results (--results)")
+    return run_dir
+
+
 def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: bool, results_root: Path) -> Path:
     """Pick (or create) the run folder; refuse to mix results of a different suite into it."""
     text = resolved_yaml(suite, limited)
@@ -77,9 +92,7 @@ def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: b
     if run_dir is None and resume:
         run_dir = latest_matching(suite_root, text)
     if run_dir is None:
-        run_dir = suite_root / f"{time.strftime('%Y%m%d-%H%M%S')}-{git_sha(short=True)}"
-        if not run_dir.resolve().is_relative_to(results_root.resolve()):
-            raise SuiteError(f"name: '{suite.name}' puts the run folder outside {results_root}; use a plain name")
+        run_dir = new_run_dir(results_root, suite.name)
     existing = run_dir / "suite.resolved.yaml"
     if run_dir.exists() and not run_dir.is_dir():
         raise SuiteError(f"{run_dir}: is a file, not a folder; pass a folder for the run (--run-dir or --results)")
@@ -94,24 +107,9 @@ def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: b
             "use a new --run-dir or restore the same suite and overrides"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_tree(run_dir)
     atomic_write_text(existing, text)
     return run_dir
-
-
-def check_inside(run_dir: Path, cells: list[str]) -> None:
-    """Every path a cell writes (its folder, checkpoints, samples, lock) must resolve directly inside its
-    folder of the run: names are validated when the suite loads, and this is the last line against a
-    name or a symlink that would put a file elsewhere."""
-    root = run_dir.resolve()
-    for cell in cells:
-        for folder, name in (("cells", cell), ("checkpoints", f"{cell}.pt"), ("checkpoints", f"{cell}.train.pt"),
-                             ("samples", f"{cell}.npz"), ("locks", f"{cell}.lock")):  # fmt: skip
-            path = (run_dir / folder / name).resolve()
-            if path.parent != (root / folder).resolve() or not path.is_relative_to(root):
-                raise SuiteError(
-                    f"{run_dir / folder / name}: resolves to {path}, outside {root / folder}; rename cell "
-                    f"'{cell}' (block label or sweep value) or remove the symlink"
-                )
 
 
 def start_run_dir(

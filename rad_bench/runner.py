@@ -43,15 +43,14 @@ from rad_bench.curve import CURVE_CSV, curve_rows, evaluator
 from rad_bench.data import Dataset, EvalSet
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import DiTConfig, VideoDiT, block_params, count_params
+from rad_bench.ops import check_kernels
 from rad_bench.reference import REFERENCES
 from rad_bench.registry import BLOCKS
 from rad_bench.results import (
-    EFFICIENCY_CSV,
     METRICS_CSV,
     STATE_COLUMNS,
     STATE_CSV,
     cell_columns,
-    concat_csv,
     csv_text,
     write_csv,
 )
@@ -60,7 +59,6 @@ from rad_bench.rollout import EVAL_NOISE_SEED, RolloutStats, rollout
 from rad_bench.rundir import (
     cell_done,
     cell_lock,
-    check_inside,
     on_main,
     run_locked,
     start_run_dir,
@@ -320,20 +318,6 @@ def run_reference_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _combine(run_dir: Path) -> None:
-    """The run folder's metrics.csv, state.csv and efficiency.csv from its finished cells' files."""
-    done = [d for d in sorted((run_dir / "cells").iterdir()) if d.is_dir() and cell_done(run_dir, d.name)]
-    if not done:  # never an empty or partial metrics.csv in place of a good one
-        raise SuiteError(f"{run_dir}: no finished cell to combine; run the suite again with --resume")
-    atomic_write_text(run_dir / METRICS_CSV, concat_csv([d / METRICS_CSV for d in done]))
-    states = [d / STATE_CSV for d in done if (d / STATE_CSV).is_file()]
-    if states:  # state bytes after each generated frame, per cell (the efficiency figure)
-        atomic_write_text(run_dir / STATE_CSV, concat_csv(states))
-    stats = [json.loads((d / "stats.json").read_text()) for d in done if (d / "stats.json").is_file()]
-    if stats:
-        write_csv(run_dir / EFFICIENCY_CSV, stats)
-
-
 def limit_train(suite: Suite, limit_steps: int | None) -> tuple[Suite, bool]:
     """The suite with training capped at ``limit_steps`` and whether that cap shortens it."""
     if limit_steps is None or limit_steps >= suite.train.steps:
@@ -388,6 +372,7 @@ def run_suite(
     helper of a run that records its own command line (``argv.txt``) and environment."""
     suite, limited = limit_train(suite, limit_steps)
     device = init_distributed(resolve_device(suite.device))  # cuda:LOCAL_RANK under torchrun
+    check_kernels(device, suite.impl)
     frame = getattr(data_config(suite), "frame_size", None)  # None: read from the files
     if device == "cpu" and isinstance(frame, int):  # training activations then live in host memory too
         check_memory(suite, frame, "suite", activations=True)
@@ -397,7 +382,6 @@ def run_suite(
     run_dir = on_main(lambda: start_run_dir(suite, run_dir, resume, limited, results_root, argv, device, record))
     ctx = RunContext(suite, run_dir, device, limited, progress and is_main(), git_sha())
     cells = expand_cells(suite)
-    on_main(lambda: check_inside(run_dir, [c.name for c in cells]))
     done = on_main(lambda: {c.name for c in cells if cell_done(run_dir, c.name)})
     todo = [c for c in cells if c.name not in done and (only is None or c.name in only)]  # rank 0's view
     if is_main():
@@ -413,5 +397,4 @@ def run_suite(
 def finish_run(run_dir: Path, suite: Suite) -> None:
     """The combined CSVs and the report of ``run_dir`` from the cells done so far."""
     with cell_lock(run_dir, "combine"):  # concurrent runs finishing together write the same files in turn
-        _combine(run_dir)
         report_.write(run_dir, sort_by=suite.leaderboard.sort_by)

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from rad_bench.model.presets import PRESETS
 from rad_bench.registry import unknown_name_message
+from rad_bench.schema import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelCfg(_Strict):
+class ModelCfg(Strict):
     preset: str = "small"
     window: int = Field(4, ge=1, description="frames seen by temporal attention, current included")
     patch: int = Field(4, ge=1)
@@ -36,7 +33,7 @@ class ModelCfg(_Strict):
         return v
 
 
-class DiffusionCfg(_Strict):
+class DiffusionCfg(Strict):
     levels: int = Field(1000, ge=2)
     prediction: str = Field("v", pattern="^(eps|v|x0)$")
     shift: float = Field(
@@ -49,7 +46,7 @@ class DiffusionCfg(_Strict):
     )  # fmt: skip
 
 
-class TrainCfg(_Strict):
+class TrainCfg(Strict):
     steps: int = Field(1500, ge=0)
     batch_size: int = Field(16, ge=1)
     clip_len: int = Field(16, ge=1)
@@ -91,7 +88,7 @@ class TrainCfg(_Strict):
         return ("on" if v else "off") if isinstance(v, bool) else v
 
 
-class RolloutCfg(_Strict):
+class RolloutCfg(Strict):
     context: int = Field(16, ge=1, description="ground-truth frames given before generation")
     horizon: int = Field(32, ge=1, description="frames generated with ground-truth actions")
     clips: int = Field(16, ge=1, description="evaluation episodes (the same for every block and seed)")

@@ -6,6 +6,7 @@ file wins; cycles are refused), dotted command-line overrides, and YAML errors t
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -53,39 +54,58 @@ def _yaml_error(where: str, e: yaml.YAMLError) -> SuiteError:
     return SuiteError(f"{where}: malformed YAML{at}: {problem}; {fix}")
 
 
-MAX_NODES = 100_000  # a suite has hundreds; nested aliases can make a 500-byte file expand to 1e8
+MAX_NODES = 100_000  # a suite holds hundreds of values; nested YAML aliases can make 500 bytes expand to 1e8
+MAX_DEPTH = 16  # a suite nests four levels (blocks[i].kwargs.x); YAML nested hundreds deep exhausts the stack
 
 
-def _expanded_size(obj: Any, limit: int = MAX_NODES) -> int:
-    """Values in ``obj`` with aliases counted at every place they are used (what a dump or a copy
-    would build), counting stops just past ``limit`` so an alias bomb is measured in microseconds."""
-    count, stack = 0, [obj]
-    while stack and count <= limit:
-        x = stack.pop()
+def check_shape(obj: Any, where: str) -> None:
+    """Refuse a value tree of more than :data:`MAX_NODES` values (a YAML alias counted at every place it is
+    used, as a copy or a dump would build it) or nested deeper than :data:`MAX_DEPTH`. Iterative and stopped
+    just past the limit, so an alias bomb is measured in microseconds and never printed."""
+    count, per_key, stack = 0, Counter[str](), [(obj, 0, "")]
+    while stack:
+        x, depth, key = stack.pop()
         count += 1
-        if isinstance(x, dict):
-            stack.extend(x.values())
-        elif isinstance(x, list):
-            stack.extend(x)
-    return count
+        per_key[key] += 1
+        if count > MAX_NODES:
+            top = per_key.most_common(1)[0][0] or "the top level"
+            raise SuiteError(
+                f"{where}: expands to more than {MAX_NODES:,} values (most of them under '{top}'; a YAML alias "
+                "(*name) counts once per place it is used); a suite holds a few hundred values: write fewer"
+            )
+        if depth > MAX_DEPTH:
+            raise SuiteError(
+                f"{where}: field '{key}' nests deeper than {MAX_DEPTH} levels; a suite nests at most four "
+                "(blocks[i].kwargs.x): flatten the value"
+            )
+        items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else ()
+        stack.extend((v, depth + 1, key or str(k)) for k, v in items)
+
+
+def _load(text: str, where: str) -> Any:
+    """``text`` parsed by the suite loader; a malformed, too deeply nested or too large value is a SuiteError."""
+    try:
+        value = yaml.load(text, Loader=_SuiteLoader)
+    except yaml.YAMLError as e:
+        raise _yaml_error(where, e) from None
+    except RecursionError:
+        raise SuiteError(f"{where}: nests deeper than Python can read; a suite nests at most four levels") from None
+    check_shape(value, where)
+    return value
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise SuiteError(f"{path}: no such suite file (rad-bench ls suites lists the suites in ./suites)")
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_SuiteLoader)
-    except yaml.YAMLError as e:
-        raise _yaml_error(str(path), e) from None
+        if not path.is_file():
+            raise SuiteError(f"{path}: no such suite file (rad-bench ls suites lists the suites in ./suites)")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise SuiteError(f"{path}: not UTF-8 text (byte {e.start}); save the suite as UTF-8") from None
+    except OSError as e:  # a name too long, a file that cannot be read (/proc/self/mem), permissions
+        raise SuiteError(f"{str(path)[:200]}: cannot be read ({e.strerror or e}); pass a readable suite file") from None
+    raw = _load(text, str(path))
     if raw is None:
         raise SuiteError(f"{path}: empty file; a suite needs at least 'name:' and 'blocks:' (see suites/smoke.yaml)")
-    if _expanded_size(raw) > MAX_NODES:
-        raise SuiteError(
-            f"{path}: expands to more than {MAX_NODES:,} values once its YAML aliases (*name) are followed; "
-            "a suite is a few hundred values: write the values out instead of nesting aliases"
-        )
     if not isinstance(raw, dict):
         raise SuiteError(
             f"{path}: the top level is a {type(raw).__name__}; a suite is a mapping of keys "
@@ -134,8 +154,6 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                     f"--set {item!r}: '{at}' holds a {type(node).__name__} ({node!r}), not a section of keys; "
                     f"set it as a whole, e.g. --set '{at}=...'"
                 )
-        try:
-            node[leaf] = yaml.load(value, Loader=_SuiteLoader)
-        except yaml.YAMLError as e:
-            raise _yaml_error(f"--set {item!r}", e) from None
+        node[leaf] = _load(value, f"--set {item[:80]!r}")
+    check_shape(out, "the suite with its --set values")
     return out

@@ -99,6 +99,25 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+class OutsideError(ValueError):
+    """A path under a run or report folder resolves outside it (a symlink); the message names it and the fix."""
+
+
+def check_tree(root: Path) -> None:
+    """Every symlink under ``root`` (``root`` itself may be one) must resolve inside it, so that every path
+    written under a run or report folder, whatever its subfolder, lands inside it: checked when a run starts
+    or resumes and before a report writes. A dangling link counts by where it points."""
+    top = root.resolve()
+    for folder, dirs, files in os.walk(root):  # followlinks=False: a symlinked folder is listed, not entered
+        for name in (*dirs, *files):
+            path = Path(folder) / name
+            if path.is_symlink() and not path.resolve().is_relative_to(top):
+                raise OutsideError(
+                    f"{path}: is a symlink to {path.resolve()}, outside {top}, so files written there would land "
+                    "elsewhere; remove the symlink (or copy what it points to into the folder)"
+                )
+
+
 def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 

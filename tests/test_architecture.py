@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation (torch-free)", ("rad_bench.utils", "rad_bench.tags", "rad_bench.registry", "rad_bench.suitefile",
                                  "rad_bench.model.presets", "rad_bench.results", "rad_bench.stats",
-                                 "rad_bench.completion")),
+                                 "rad_bench.completion", "rad_bench.schema", "rad_bench.limits")),
     ("primitives", ("rad_bench.metrics", "rad_bench.data", "rad_bench.ops", "rad_bench.block", "rad_bench.model",
                     "rad_bench.reference", "rad_bench.batches")),
     ("suite validation", ("rad_bench.config", "rad_bench.sections", "rad_bench.blockargs")),

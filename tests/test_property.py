@@ -1,7 +1,9 @@
-"""Property-based test of hostile suites (``hypothesis``): mutate a valid tiny suite (drop keys, swap
-types, extreme numbers, path-like and unicode strings) and run it. Whatever the mutation, ``rad-bench
-run`` exits 0 or 2 without a traceback, writes nothing outside its one run folder, and leaves the
-results already in the results folder byte for byte as they were.
+"""Property-based test of hostile suites (``hypothesis``): mutate a valid tiny suite, video or token-level
+(drop keys, swap types, extreme numbers, path-like and unicode strings), in the file or through ``--set``,
+and run it. Whatever the mutation, ``rad-bench run`` exits 0 or 2 without a traceback, writes nothing
+outside its one run folder, and leaves the results already in the results folder byte for byte as they
+were. And whatever the folders, files and symlinks under a run folder, the check every run and report
+makes refuses exactly the trees with a symlink to elsewhere.
 
 OMP_NUM_THREADS=1 pytest tests/test_property.py
 """
@@ -22,6 +24,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from rad_bench.cli import app
+from rad_bench.utils import OutsideError, check_tree
 
 VALID: dict[str, Any] = {
     "name": "prop",
@@ -78,18 +81,14 @@ def _on_alarm(*_: Any) -> None:
     raise _Slow
 
 
-@pytest.mark.slow
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(muts=st.lists(mutation, min_size=1, max_size=3))
-def test_mutated_suites_exit_cleanly_and_write_only_their_run_folder(tmp_path_factory, muts):
-    work = tmp_path_factory.mktemp("prop")
+def _run_is_contained(work: Path, args: list[str]) -> None:
+    """``rad-bench run ARGS`` in ``work`` exits 0 or 2 without a traceback (or is cut after SLOW_S), changes
+    nothing already there and writes at most one run folder ``results/<suite>/<run>/``."""
     results = work / "results"
     old = results / "older" / "20260101-000000-aaaaaaa"  # results a user already has
     old.mkdir(parents=True)
     (old / "metrics.csv").write_text("block,seed,clip,frame,tag,metric,value\nnone,0,0,4,revisit,psnr,12.5\n")
     (old / "suite.resolved.yaml").write_text("name: older\n")
-    suite = work / "s.yaml"
-    suite.write_text(yaml.safe_dump(_mutate(VALID, muts), allow_unicode=True))
     before = _snapshot(work)
 
     cwd = Path.cwd()
@@ -97,7 +96,7 @@ def test_mutated_suites_exit_cleanly_and_write_only_their_run_folder(tmp_path_fa
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(SLOW_S)
     try:
-        res = CliRunner().invoke(app, ["run", "s.yaml", "--results", "results", "--no-progress", "--limit-steps", "1"])
+        res = CliRunner().invoke(app, ["run", *args, "--results", "results"])
     except _Slow:  # a BaseException: CliRunner passes it on
         res = None
     finally:
@@ -115,3 +114,93 @@ def test_mutated_suites_exit_cleanly_and_write_only_their_run_folder(tmp_path_fa
     run_folders = {Path(p).parts[:3] for p in new}
     assert all(Path(p).parts[0] == "results" and len(Path(p).parts) > 3 for p in new), new
     assert len(run_folders) <= 1, run_folders  # at most one run folder: results/<suite>/<run>/...
+
+
+def _set_items(muts: list[tuple[tuple[str, ...], str, Any]]) -> list[str]:
+    """The replacing mutations as ``--set key=value`` arguments (a value written as YAML, on one line)."""
+    items = []
+    for path, kind, value in muts:
+        if kind == "replace":
+            text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**6)
+            items += ["--set", f"{'.'.join(path)}={text.removesuffix(chr(10)).removesuffix('...').strip()}"]
+    return items
+
+
+VIDEO_ARGS = ["s.yaml", "--no-progress", "--limit-steps", "1"]
+
+
+@pytest.mark.slow
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(muts=st.lists(mutation, min_size=1, max_size=3))
+def test_mutated_suites_exit_cleanly_and_write_only_their_run_folder(tmp_path_factory, muts):
+    work = tmp_path_factory.mktemp("prop")
+    (work / "s.yaml").write_text(yaml.safe_dump(_mutate(VALID, muts), allow_unicode=True))
+    _run_is_contained(work, VIDEO_ARGS)
+
+
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(muts=st.lists(mutation, min_size=1, max_size=3))
+def test_mutations_through_set_exit_cleanly_and_write_only_their_run_folder(tmp_path_factory, muts):
+    work = tmp_path_factory.mktemp("prop")
+    (work / "s.yaml").write_text(yaml.safe_dump(VALID))
+    _run_is_contained(work, [*VIDEO_ARGS, *_set_items(muts)])
+
+
+MQAR: dict[str, Any] = {
+    "kind": "mqar", "name": "mq", "blocks": ["none"], "ks": [2], "seeds": [0], "steps": 2, "batch": 4,
+    "eval_size": 4, "val_size": 4, "seq_len": 8, "key_vocab": 4, "value_vocab": 4, "dim": 16, "heads": 2,
+    "layers": 1, "progress": False,
+}  # fmt: skip
+token_mutation = st.tuples(st.sampled_from([(k,) for k in MQAR if k != "kind"]), st.sampled_from(["drop", "replace"]),
+                           values)  # fmt: skip
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(muts=st.lists(token_mutation, min_size=1, max_size=3), via_set=st.booleans())
+def test_mutated_token_suites_exit_cleanly_and_write_only_their_run_folder(tmp_path_factory, muts, via_set):
+    work = tmp_path_factory.mktemp("prop")
+    body = MQAR if via_set else _mutate(MQAR, muts)
+    (work / "mq.yaml").write_text(yaml.safe_dump(body, allow_unicode=True))
+    _run_is_contained(work, ["mq.yaml", *(_set_items(muts) if via_set else [])])
+
+
+# a tree under a run folder: entries (relative path, kind), kind "dir", "file" or a link's target
+tree_entry = st.tuples(
+    st.lists(st.sampled_from(["a", "b", "figures", "logs"]), min_size=1, max_size=3).map("/".join),
+    st.sampled_from(["dir", "file", "link:inside", "link:outside", "link:dangling-outside", "link:up-and-back"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=st.lists(tree_entry, max_size=8))
+def test_check_tree_refuses_exactly_the_trees_with_a_link_outside(tmp_path_factory, entries):
+    """Whatever the subfolders, files and symlinks under a run folder, :func:`check_tree` refuses it exactly
+    when some symlink reachable without following links resolves outside the folder."""
+    work = tmp_path_factory.mktemp("tree")
+    root, outside = work / "run", work / "outside"
+    root.mkdir()
+    outside.mkdir()
+    targets = {"link:inside": root, "link:outside": outside, "link:dangling-outside": work / "nowhere",
+               "link:up-and-back": root / ".." / "run"}  # fmt: skip
+    escapes = False
+    for rel, kind in entries:
+        path = root / rel
+        if any(p.is_symlink() or p.is_file() for p in [path, *path.parents] if p != root and root in p.parents):
+            continue  # under a link (the walk does not follow it) or a file: not a place to add to
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "dir":
+            path.mkdir()
+        elif kind == "file":
+            path.write_text("x")
+        else:
+            path.symlink_to(targets[kind])
+            escapes |= kind in ("link:outside", "link:dangling-outside")
+    if escapes:
+        with pytest.raises(OutsideError, match="is a symlink to .* outside"):
+            check_tree(root)
+    else:
+        check_tree(root)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import Tensor
 
 from rad_bench.registry import import_submodules
+from rad_bench.schema import Strict
 
 
 class DataError(ValueError):
@@ -42,6 +42,7 @@ class Demand:
     horizon: int  # rollout.horizon
     clips: int  # rollout.clips
     split: str = "test"  # rollout.split
+    batch_size: int = 1  # train.batch_size
 
 
 SPLITS = ("test", "validation")
@@ -63,14 +64,18 @@ def eval_seed(test_seed: int, split: str) -> int:
     return test_seed if split == "test" else test_seed + VALIDATION_OFFSET
 
 
-class DataConfig(BaseModel):
-    """Base for dataset configs: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid")
+class DataConfig(Strict):
+    """Base for dataset configs: unknown keys, infinities and yes/no values for numbers are errors."""
 
     def check(self, need: Demand) -> None:
         """Raise :class:`DataError` naming the ``data.`` and suite fields when this data cannot
         serve ``need``. Cheap: nothing is generated or loaded (a reader may read file headers)."""
+
+    def footprint(self, need: Demand) -> dict[str, float]:
+        """Lower bounds (bytes) of what this data holds in memory, by the ``data.`` fields that scale
+        them (episodes generated up front, the world they are cut from, the action vectors of a batch),
+        for the memory check before any work (:func:`rad_bench.limits.check_memory`). None by default."""
+        return {}
 
     def eval_only(self) -> set[str]:
         """The fields that shape only the evaluation episodes, never the training data: cells of a

@@ -144,6 +144,11 @@ class RecallConfig(DataConfig):
         """How the message names W: ``data.write_frames`` or, unset, ``data.slots``."""
         return "data.slots" if self.write_frames is None else "data.write_frames"
 
+    def footprint(self, need: Demand) -> dict[str, float]:
+        frames = need.batch_size * need.clip_len + need.clips * (need.context + need.horizon)
+        return {"data.max_slots (action width) x the frames of a batch and the evaluation episodes": 4.0
+                * (self.max_slots + 3) * frames}  # fmt: skip
+
     def check(self, need: Demand) -> None:
         write_delay = self.writes + self.delay
         if need.clip_len != self.episode_len:

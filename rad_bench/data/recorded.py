@@ -36,6 +36,11 @@ class RecordedConfig(DataConfig):
     workers: int = Field(1, ge=1, description="processes generating episodes")
     cache_dir: str | None = Field(None, description="default: $RAD_BENCH_CACHE or ~/.cache/rad_bench")
 
+    def footprint(self, need: Demand) -> dict[str, float]:
+        side = getattr(self, "frame_size", None) or 64  # as rendered where the config leaves it to the files
+        length = self.episode_len or need.clip_len
+        return {"data.episodes x data.episode_len (frames in memory)": 3.0 * side**2 * (self.episodes or 1) * length}
+
     def check(self, need: Demand) -> None:
         # evaluation episodes are recorded at the length the rollout needs: only clips are bounded
         check_episodes(

@@ -10,19 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from rad_bench.limits import check_memory
 from rad_bench.registry import BLOCKS, closest, unknown_name_message
+from rad_bench.schema import SAFE_HINT, Strict, safe_name
 from rad_bench.suitefile import SuiteError, apply_overrides, read_with_includes
 
 
-class MQARConfig(BaseModel):
+class MQARConfig(Strict):
     """One MQAR calibration: which blocks, which K, which seeds, the token model and its training."""
 
-    model_config = ConfigDict(extra="forbid")
-
     kind: Literal["mqar"] = Field("mqar", description="marks a token-level MQAR suite for `rad-bench run`")
-    name: str = "mqar"
+    name: str = Field("mqar", description=f"results folder name: {SAFE_HINT}")
     description: str = ""
     blocks: list[str] | Literal["all"] = "all"
     block_kwargs: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per block, constructor kwargs")
@@ -51,9 +51,11 @@ class MQARConfig(BaseModel):
     val_size: int = Field(256, ge=1, description="sequences per K for choosing lrs (val split)")
     lr_grid: list[float] = Field([1e-3, 3e-3, 1e-2], min_length=1, description="what --sweep-lr tries")
     sweep_seed: int = Field(1000, description="the lr sweep's seed; keep it out of seeds")
-    device: str = Field("cpu", description="cpu, cuda[:i] or auto")
+    device: str = Field("cpu", pattern="^(auto|cpu|cuda(:\\d+)?)$", description="cpu, cuda[:i] or auto")
     threads: int = Field(1, ge=1, description="torch CPU threads")
     progress: bool = True
+
+    _safe = field_validator("name")(safe_name)
 
     @field_validator("ks")
     @classmethod
@@ -119,12 +121,25 @@ def _check_blocks(cfg: MQARConfig, where: str) -> None:
             raise SuiteError(f"{where}: field '{at}': {unknown_name_message('block', b, names)}")
 
 
+def memory_need(cfg: MQARConfig) -> dict[str, float]:
+    """Lower bounds (bytes) of what a run allocates, by the fields that scale them: the training batch's
+    activations (~16 per token, layer and width) and logits, the held-out sets, and the embeddings with their
+    gradients and Adam moments."""
+    vocab, n = 1 + cfg.key_vocab + cfg.value_vocab, max(cfg.eval_size, cfg.val_size)
+    return {
+        "batch x seq_len": 4.0 * cfg.batch * cfg.seq_len * (16 * cfg.layers * cfg.dim + 3 * vocab),
+        "eval_size x seq_len": 16.0 * n * cfg.seq_len + 4.0 * min(n, 256) * cfg.seq_len * vocab,
+        "key_vocab + value_vocab": 16.0 * vocab * cfg.dim,
+    }
+
+
 def validate_mqar(raw: dict[str, Any], where: str = "mqar suite") -> MQARConfig:
     try:
         cfg = MQARConfig(**raw)
     except ValidationError as e:
         raise _explain(e, where) from None
     _check_blocks(cfg, where)
+    check_memory(memory_need(cfg), where)
     return cfg
 
 

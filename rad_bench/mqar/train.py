@@ -20,6 +20,7 @@ from rad_bench.mqar.config import MQARConfig
 from rad_bench.mqar.data import IGNORE, make_mqar, mqar_batch, stream
 from rad_bench.mqar.model import MQARModel, model_state_bytes, param_count
 from rad_bench.registry import BLOCKS
+from rad_bench.train import TrainingDiverged
 from rad_bench.utils import resolve_device
 
 
@@ -94,7 +95,7 @@ def train(cfg: MQARConfig, block: str, seed: int, lr: float | None = None, desc:
         x, y = mqar_batch(rng, cfg.batch, cfg.ks, cfg.seq_len, cfg.key_vocab, cfg.value_vocab, cfg.layout)
         loss = query_loss(model(x.to(device)), y.to(device))
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"mqar {block} seed {seed} lr {lr}: loss is {loss.item()}; lower the lr")
+            raise TrainingDiverged(f"mqar {block} seed {seed} lr {lr}: loss is {loss.item()}; lower the lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

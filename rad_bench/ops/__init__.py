@@ -43,6 +43,22 @@ def resolve_impl(requested: str, kernel_ok: bool, install_hint: str) -> str:
     return impl
 
 
+KERNEL_OPS = ("ssd",)  # the ops with a CUDA kernel path: each module's ``<op>_impl(device, requested)``
+
+
+def check_kernels(device: str, requested: str = "auto") -> None:
+    """Before any work: with ``kernel`` asked for (the suite's ``impl:`` or ``RAD_BENCH_IMPL``), every op with a
+    kernel path must find its kernel on ``device``, else :class:`KernelUnavailableError` with the install hint."""
+    if requested_impl(requested) != "kernel":
+        return
+    import importlib
+
+    import torch
+
+    for op in KERNEL_OPS:
+        getattr(importlib.import_module(f"rad_bench.ops.{op}"), f"{op}_impl")(torch.device(device), requested)
+
+
 @contextmanager
 def override_impl(impl: str | None) -> Iterator[None]:
     """Force ``impl`` for every op inside the block (tests); ``None`` lifts the override."""

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rad_bench.completion import combine, combined_metrics
 from rad_bench.report.combined import combined_leaderboard, combined_notes, combined_table, section_keys
 from rad_bench.report.document import Heading, Item, Para, Table, to_html, to_markdown, write_documents
 from rad_bench.report.figures import gap_bins, reach_groups
@@ -56,8 +57,8 @@ from rad_bench.report.tables import (
     with_comparison,
 )
 from rad_bench.report.views import efficiency_table, leaderboard_table
-from rad_bench.results import LEADERBOARD_CSV, LEADERBOARD_MD, write_table
-from rad_bench.utils import atomic_write_text
+from rad_bench.results import LEADERBOARD_CSV, LEADERBOARD_MD, METRICS_CSV, write_table
+from rad_bench.utils import atomic_write_text, check_tree
 
 __all__ = [  # the public names, so `from rad_bench import report; report.<name>` keeps working
     "TAG_COLORS", "Heading", "Item", "Para", "ReportError", "RunReport", "Table", "bootstrap_ci", "clip_means",
@@ -70,7 +71,11 @@ __all__ = [  # the public names, so `from rad_bench import report; report.<name>
 
 
 def write(run_dir: Path, sort_by: str | None = None, baseline: str | None = None) -> pd.DataFrame:
-    """(Re)build leaderboard.csv/.md, figures/, report.md and report.html inside ``run_dir``."""
+    """(Re)build leaderboard.csv/.md, figures/, report.md and report.html inside ``run_dir`` (refused when a
+    symlink under it points outside: :func:`rad_bench.utils.check_tree`)."""
+    check_tree(Path(run_dir))
+    if (Path(run_dir) / "cells").is_dir() and not combine(Path(run_dir)):  # checked against the cells' records
+        raise ReportError(f"{run_dir}: no cell verifies against its completion record; run the suite with --resume")
     run = load_run(Path(run_dir), sort_by, baseline)
     write_table(run.run_dir / LEADERBOARD_CSV, run.table)
     atomic_write_text(run.run_dir / LEADERBOARD_MD, markdown(run))
@@ -99,6 +104,12 @@ def write_combined(run_dirs: list[Path], out: Path) -> pd.DataFrame:
     """leaderboard.csv/.md and report.md/.html for several runs (one section per suite) into ``out``;
     figures go to ``out/figures/<suite>/`` and the run folders are left untouched."""
     _check_report_folder(out)
+    if out.is_dir():
+        check_tree(out)
+    for d in map(Path, run_dirs):  # the run folders are not written: each combined CSV must match its cells
+        if (d / "cells").is_dir() and combined_metrics(d) != (d / METRICS_CSV).read_text():
+            raise ReportError(f"{d / METRICS_CSV}: differs from the finished cells' records (cut short or edited); "
+                              f"`rad-bench report {d}` rebuilds it from them")  # fmt: skip
     runs = [load_run(Path(d)) for d in run_dirs]
     for run, key in zip(runs, section_keys(runs)):
         draw_figures(run, out / "figures" / key)

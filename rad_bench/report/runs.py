@@ -46,6 +46,7 @@ from rad_bench.report.views import (
     unit_note,
 )
 from rad_bench.results import EFFICIENCY_CSV, METRICS_CSV, STATE_CSV, parse_variant, split_column
+from rad_bench.schema import safe_name
 
 
 class ReportError(ValueError):
@@ -68,6 +69,8 @@ def read_csv_checked(
         raise ReportError(f"{path}: is empty; {fix}") from None
     except (ValueError, UnicodeDecodeError) as e:  # pandas' ParserError is a ValueError
         raise ReportError(f"{path}: is not a readable CSV ({str(e).strip().splitlines()[0]}); {fix}") from None
+    if not path.read_bytes().endswith(b"\n"):
+        raise ReportError(f"{path}: is cut short (its last line has no end); {fix}")
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ReportError(f"{path}: missing columns {missing} (it has {list(df.columns)[:8]}); {fix}")
@@ -137,6 +140,7 @@ def load_run(run_dir: Path, sort_by: str | None = None, baseline: str | None = N
     if not f.is_file():
         raise ReportError(f"{run_dir}: no metrics.csv (is this a run folder? runs live under results/<suite>/)")
     df = read_csv_checked(f, METRICS_REQUIRED, numeric=("seed", "clip", "frame", "value"))
+    _check_metric_names(f, df)
     if "scored" in df.columns:  # frames the dataset leaves out of the score (recall: repeated asks)
         df = df[df["scored"].fillna(1) != 0]
     record = header.read_record(run_dir)
@@ -150,6 +154,18 @@ def load_run(run_dir: Path, sort_by: str | None = None, baseline: str | None = N
     suite = _suite_of(run_dir, df)
     return RunReport(run_dir, suite, df, table, unit, metrics, sort_by, base, capacity=capacity_key(resolved),
                      record=record)  # fmt: skip
+
+
+def _check_metric_names(path: Path, df: pd.DataFrame) -> None:
+    """Every row names a registered metric (the report draws each with its own spec)."""
+    for name in df["metric"].unique():
+        line = int((df["metric"].isna() if pd.isna(name) else df["metric"] == name).to_numpy().argmax()) + 2
+        if pd.isna(name):
+            raise ReportError(f"{path}: line {line} names no metric; {REBUILD}")
+        try:
+            get_metric(str(name))
+        except KeyError as e:
+            raise ReportError(f"{path}: line {line}: {e.args[0]}; {REBUILD}") from None
 
 
 def _read_state(path: Path) -> pd.DataFrame:
@@ -414,6 +430,10 @@ def resolve_run_dir(path: Path, results_root: Path = Path("results")) -> Path:
     metrics.csv) or a suite YAML (its results folder under ``results_root``)."""
     if path.is_file() and path.suffix in (".yaml", ".yml"):
         name = suite_name(path)
+        try:
+            safe_name(name)
+        except ValueError as e:
+            raise ReportError(f"{path}: field 'name': {e}") from None
         if not (results_root / name).is_dir():
             raise ReportError(f"{path}: suite '{name}' has no results in {results_root / name}; run it first")
         path = results_root / name
