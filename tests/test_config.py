@@ -98,11 +98,13 @@ def test_include_cycle(tmp_path):
         load_suite(tmp_path / "a.yaml")
 
 
-def test_repo_suites_validate(monkeypatch):
-    """Every suite in suites/ validates on a machine of the memory it is written for (the paper-scale Memory
-    Maze suite holds ~25 GiB of episodes in memory: more than this CPU machine, which then refuses it)."""
+@pytest.mark.parametrize("folder", ["suites", "experiments"])
+def test_repo_suites_validate(monkeypatch, folder):
+    """Every suite in suites/ and experiments/ validates on a machine of the memory it is written for (the
+    paper-scale Memory Maze suite holds ~25 GiB of episodes in memory: more than this CPU machine, which then
+    refuses it)."""
     monkeypatch.setattr("rad_bench.limits.machine_memory", lambda: 512 * 2**30)
-    root = Path(__file__).parents[1] / "suites"
+    root = Path(__file__).parents[1] / folder
     suites = [p for p in root.rglob("*.yaml") if not p.name.startswith("_")]
     assert suites
     for p in suites:

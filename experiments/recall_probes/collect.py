@@ -1,4 +1,4 @@
-"""Collect recall_acc of the issue-17 probe runs (suites/recall_probes/*.yaml) into probes.csv.
+"""Collect recall_acc of the issue-17 probe runs (experiments/recall_probes/*.yaml) into probes.csv.
 
 Reads each run folder's cells/*/metrics.csv (so a run stopped before its last cell still counts its
 finished cells): per cell, the mean recall_acc over the evaluation clips' query frames and the 95%
