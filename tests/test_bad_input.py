@@ -498,7 +498,8 @@ def test_yaml_alias_bomb_is_refused_before_any_work(tmp_path):
     body = "name: bomb\nblocks: [{name: none}]\nbomb:\n" + "\n".join("  " + line for line in layers) + "\n"
     assert len(body) < 600  # 6**8 * 10 = 17 million values once expanded
     p = suite_file(tmp_path, "include: _tiny_base.yaml\n" + body)
-    assert_refused(run(tmp_path, p), re.escape(str(p)), "expands to more than 100,000 values", "most of them under .bomb.", "alias")
+    out = assert_refused(run(tmp_path, p), re.escape(str(p)), "expands to more than 100,000 values", "alias")
+    assert "most of them under 'bomb'" in out
     assert_no_run_folder(tmp_path)
 
 

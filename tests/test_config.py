@@ -66,7 +66,7 @@ def test_override_syntax_error():
         ("blocks: [none]\nmodel: {window: 9}", r"window \(9\) > train\.clip_len \(6\)"),
         ("blocks: [none]\nmodel: {preset: huge}", r"unknown preset 'huge'"),
         ("blocks: [{name: mamba2, kwargs: {d_stat: 8}}]", r"blocks\[0\]\.kwargs\.d_stat.*Valid: .*d_state"),
-        ("blocks: [none]\nleaderboard: {sort_by: psnr_revist}", r"sort_by': 'psnr_revist' is not a column.*psnr_revisit"),
+        ("blocks: [none]\nleaderboard: {sort_by: psnr_revist}", r"'psnr_revist' is not a column.*psnr_revisit"),
         ("blocks: [none, none]", r"duplicate entries \['none'\]; give each a distinct 'label'"),
     ],
 )
