@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from rad_bench import limits
 from rad_bench.blockargs import check_block
+from rad_bench.metrics import get_metric
 from rad_bench.model.presets import PRESETS
 from rad_bench.registry import BLOCKS, DATASETS, METRICS, closest, unknown_name_message
 from rad_bench.results import GROUPS, REFERENCE_NAMES, split_column
@@ -145,18 +146,6 @@ class Suite(Strict):
                 raise ValueError(f"sweep.{key}: duplicate values in {values}; each sweep point must differ")
             if bad := [v for v in values if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,32}", str(v))]:
                 raise ValueError(f"sweep.{key}: values {bad} cannot name a cell folder; use {SAFE_HINT}")
-        bucket = self.rollout.fvd_bucket
-        if "fvd" in self.metrics and bucket is not None and self.rollout.horizon < bucket:
-            raise ValueError(
-                f"rollout.fvd_bucket ({bucket}) > rollout.horizon ({self.rollout.horizon}): no FVD bucket fits"
-            )
-        if "fvd" in self.metrics and self.rollout.clips % self.rollout.fvd_batches:
-            raise ValueError(
-                f"rollout.clips ({self.rollout.clips}) must be a multiple of rollout.fvd_batches "
-                f"({self.rollout.fvd_batches}): every FVD batch holds the same number of videos"
-            )
-        if "fvd" in self.metrics and self.rollout.context + self.rollout.horizon < 9:
-            raise ValueError("fvd needs episodes of >= 9 frames (I3D): raise rollout.context + rollout.horizon")
         if self.model.window > self.train.clip_len:
             raise ValueError(
                 f"model.window ({self.model.window}) > train.clip_len ({self.train.clip_len}): "
@@ -203,6 +192,10 @@ def _check_names(suite: Suite, where: str) -> None:
     for i, m in enumerate(suite.metrics):
         if m not in METRICS:
             raise SuiteError(f"{where}: field 'metrics[{i}]': {unknown_name_message('metric', m, METRICS.names())}")
+        try:
+            get_metric(m).check(suite.rollout)  # what the metric needs of the rollout (FVD: I3D's length, batches)
+        except ValueError as e:
+            raise SuiteError(f"{where}: {e}") from None
     board = suite.leaderboard
     metric, group = split_column(board.sort_by)
     if metric not in suite.metrics or group not in GROUPS:

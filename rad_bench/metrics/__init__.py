@@ -35,6 +35,7 @@ class MetricSpec:
     protocol_fn: str = ""  # "module:function" (**counts) -> the protocol string; "" for none
     bounds: tuple[float | None, float | None] = (None, None)  # the values it can take (None: unbounded)
     unit: str = ""  # for axis labels: "dB"
+    check_fn: str = ""  # "module:function" (rollout) raising ValueError when a suite's rollout cannot serve it
 
     def __post_init__(self) -> None:
         if self.scope not in ("per_frame", "set"):
@@ -42,6 +43,12 @@ class MetricSpec:
 
     def load(self) -> Callable[..., Any]:
         return _resolve(self.fn)
+
+    def check(self, rollout: Any) -> None:
+        """Refuse (ValueError naming the ``rollout.`` field and the fix) a rollout this metric cannot be computed
+        on; checked when a suite is validated. Torch-free: ``check_fn`` lives in the metric's spec file."""
+        if self.check_fn:
+            _resolve(self.check_fn)(rollout)
 
     def protocol(self, **counts: Any) -> str:
         """What a number of this metric means (weights hash, sizes, ``counts``): stamped on every row."""
@@ -63,10 +70,10 @@ class MetricSpec:
 
 def declare(
     name: str, higher_is_better: bool, scope: str, fn: str, description: str, protocol_fn: str = "", *,
-    bounds: tuple[float | None, float | None] = (None, None), unit: str = "",
+    bounds: tuple[float | None, float | None] = (None, None), unit: str = "", check_fn: str = "",
 ) -> MetricSpec:  # fmt: skip
     """Register a :class:`MetricSpec` under ``name`` (one call per file in ``rad_bench/metrics/specs/``)."""
-    spec = MetricSpec(name, higher_is_better, scope, fn, description, protocol_fn, bounds, unit)
+    spec = MetricSpec(name, higher_is_better, scope, fn, description, protocol_fn, bounds, unit, check_fn)
     return register_metric(name)(spec)
 
 
