@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -94,11 +94,20 @@ class DiTState:
 # --------------------------------------------------------------------------------------------
 
 
+class Modulation(NamedTuple):
+    """adaLN-Zero modulation of one branch: ``x + gate * branch(norm(x) * (1 + scale) + shift)``."""
+
+    shift: Tensor
+    scale: Tensor
+    gate: Tensor
+
+
 class DiTLayer(nn.Module):
     """The fixed shell around one memory block."""
 
-    N_MOD = 12  # (shift, scale, gate) x (spatial, temporal, memory, mlp)
-    MEMORY_GATE = 8  # index of the memory branch's gate among the 12 modulations
+    BRANCHES = ("spatial", "temporal", "memory", "mlp")  # each with its Modulation, in this order in ``ada``
+    N_MOD = 3 * len(BRANCHES)
+    MEMORY_GATE = 3 * BRANCHES.index("memory") + 2  # index of the memory branch's gate among the modulations
 
     def __init__(self, cfg: DiTConfig, block: MemoryBlock) -> None:
         super().__init__()
@@ -130,15 +139,15 @@ class DiTLayer(nn.Module):
         """One layer over ``t`` frames. With ``prefetch`` (clean frames) also return what
         :meth:`denoise` needs: every frame's temporal keys/values and the memory block's context.
         ``mlp=False`` skips the MLP, whose output nothing reads in the prefetch's last layer."""
-        mods = self.ada(cond)[:, :, None].chunk(self.N_MOD, dim=-1)  # 12 x (b, t, 1, d)
+        mods = self._modulations(cond)
         x = self._spatial_branch(x, mods, rope_sp)
-        sh, sc, g = mods[3:6]
+        sh, sc, g = mods["temporal"]
         # temporal attention keys on the action too, so the window can match "same place" just as a
         # memory block can: revisit scores then measure memory, not a handicapped baseline
         h = modulate(self.norms[1](x), sh, sc) + action[:, :, None]
         y, kv, keys = self._temporal(h, kv, t0)
         x = x + g * y
-        sh, sc, g = mods[6:9]
+        sh, sc, g = mods["memory"]
         h, a = modulate(self.norms[2](x), sh, sc), self._memory_action(action)
         if prefetch:
             y, mem, mctx = self.memory.prefetch(h, mem, a)
@@ -155,24 +164,29 @@ class DiTLayer(nn.Module):
         """Frame-wise pass: each frame ``t`` of ``x`` (noisy) sees, through temporal attention, the
         *clean* frames ``(t - window, t)`` of the prefetch pass plus itself, and reads the memory
         state built from the clean frames ``< t``; exactly what a rollout does one frame at a time."""
-        mods = self.ada(cond)[:, :, None].chunk(self.N_MOD, dim=-1)
+        mods = self._modulations(cond)
         x = self._spatial_branch(x, mods, rope_sp)
-        sh, sc, g = mods[3:6]
+        sh, sc, g = mods["temporal"]
         h = modulate(self.norms[1](x), sh, sc) + action[:, :, None]
         x = x + g * self._temporal_over_clean(h, ctx, t0)
-        sh, sc, g = mods[6:9]
+        sh, sc, g = mods["memory"]
         x = x + g * self.memory.read(modulate(self.norms[2](x), sh, sc), ctx.memory, self._memory_action(action))
         return self._mlp_branch(x, mods)
+
+    def _modulations(self, cond: Tensor) -> dict[str, Modulation]:
+        """Each branch's (shift, scale, gate), ``(b, t, 1, d)`` each, from the conditioning ``(b, t, d)``."""
+        mods = self.ada(cond)[:, :, None].chunk(self.N_MOD, dim=-1)
+        return {name: Modulation(*mods[3 * i : 3 * i + 3]) for i, name in enumerate(self.BRANCHES)}
 
     def _memory_action(self, action: Tensor) -> Tensor:
         return action if self.memory_action else torch.zeros_like(action)
 
-    def _spatial_branch(self, x: Tensor, mods: tuple[Tensor, ...], rope_sp: tuple[Tensor, Tensor]) -> Tensor:
-        sh, sc, g = mods[0:3]
+    def _spatial_branch(self, x: Tensor, mods: dict[str, Modulation], rope_sp: tuple[Tensor, Tensor]) -> Tensor:
+        sh, sc, g = mods["spatial"]
         return x + g * self._spatial(modulate(self.norms[0](x), sh, sc), rope_sp)
 
-    def _mlp_branch(self, x: Tensor, mods: tuple[Tensor, ...]) -> Tensor:
-        sh, sc, g = mods[9:12]
+    def _mlp_branch(self, x: Tensor, mods: dict[str, Modulation]) -> Tensor:
+        sh, sc, g = mods["mlp"]
         return x + g * self.mlp(modulate(self.norms[3](x), sh, sc))
 
     def _spatial(self, h: Tensor, rope_sp: tuple[Tensor, Tensor]) -> Tensor:
@@ -290,18 +304,31 @@ class VideoDiT(nn.Module):
         prefetch pass over ``clean`` builds, per layer, the window keys and the memory state entering
         every frame, then every frame of ``x`` is denoised in parallel from that clean context
         (``prefetch_grad=False`` runs the prefetch without gradient). The returned state is the one
-        after the clean frames, as a rollout that committed them would hold."""
+        after the clean frames, as a rollout that committed them would hold.
+
+        Two algorithms (:meth:`_causal` and :meth:`_framewise`) behind one ``forward`` because DDP and
+        ``torch.compile`` wrap ``forward``: the training step calls the wrapped model either way."""
         if state is None:
             state = self.init_state(x.shape[0], x.device, x.dtype)
         if clean is None:
-            h, cond, a_mem, rope_sp = self._embed(x, levels, actions)
-            kvs, mems = [], []
-            for layer, kv, mem in zip(self.layers, state.kv, state.mem):
-                h, kv, mem, _ = layer(h, cond, a_mem, kv, mem, state.t0, rope_sp)
-                kvs.append(kv)
-                mems.append(mem)
-            anchor, last = self._anchors(x, levels, state)
-            return self._head(h, cond, anchor), DiTState(t0=state.t0 + x.shape[1], kv=kvs, mem=mems, last=last)
+            return self._causal(x, levels, actions, state)
+        return self._framewise(x, levels, actions, state, clean, prefetch_grad)
+
+    def _causal(self, x: Tensor, levels: Tensor, actions: Tensor, state: DiTState) -> tuple[Tensor, DiTState]:
+        """Every frame of ``x`` at its own level, causally after ``state`` (rollouts, chunk and df training)."""
+        h, cond, a_mem, rope_sp = self._embed(x, levels, actions)
+        kvs, mems = [], []
+        for layer, kv, mem in zip(self.layers, state.kv, state.mem):
+            h, kv, mem, _ = layer(h, cond, a_mem, kv, mem, state.t0, rope_sp)
+            kvs.append(kv)
+            mems.append(mem)
+        anchor, last = self._anchors(x, levels, state)
+        return self._head(h, cond, anchor), DiTState(t0=state.t0 + x.shape[1], kv=kvs, mem=mems, last=last)
+
+    def _framewise(
+        self, x: Tensor, levels: Tensor, actions: Tensor, state: DiTState, clean: Tensor, prefetch_grad: bool
+    ) -> tuple[Tensor, DiTState]:
+        """RAD's frame-wise pass: the clean prefetch, then every noisy frame denoised from its clean context."""
         with torch.set_grad_enabled(prefetch_grad and torch.is_grad_enabled()):
             ctxs, new_state = self._prefetch(clean, actions, state)
         h, cond, a_mem, rope_sp = self._embed(x, levels, actions)
