@@ -16,11 +16,16 @@ import csv
 import hashlib
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 
-from rad_bench.config import BlockSpec, Suite, data_config, resolved_dict
+from rad_bench.build import make_dataset, make_model
+from rad_bench.config import BlockSpec, Suite, SuiteError, data_config, resolved_dict, validate, variants
+from rad_bench.data import EvalSet
+from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import VideoDiT
 from rad_bench.rundir import cell_done
 from rad_bench.train import TrainStats
@@ -64,3 +69,33 @@ def load_trained(run_dir: Path, cell: str, model: VideoDiT) -> TrainStats:
     if curve_file.is_file():
         curve = [(int(r["step"]), float(r["value"])) for r in csv.DictReader(io.StringIO(curve_file.read_text()))]
     return TrainStats(steps=steps, seconds=float(stats["train_step_s"]) * steps, log=log, curve=curve)
+
+
+@dataclass(frozen=True)
+class FinishedCell:
+    """A finished cell of a run folder, ready to roll out again (diagnostics, probes)."""
+
+    suite: Suite  # the run's suite as it ran (suite.resolved.yaml; a swept cell: its sweep point)
+    model: VideoDiT  # the trained weights (the EMA ones the rollout used), eval mode, on CPU
+    diffusion: Diffusion  # the run's noise schedule (levels, prediction, shift)
+    eval_set: EvalSet  # the evaluation episodes of ``split``
+
+
+def load_cell(run_dir: Path, cell: str, split: str = "validation") -> FinishedCell:
+    """``cell`` of ``run_dir`` rebuilt as the runner built it: the resolved suite, the dataset at seed 0 (its
+    evaluation episodes do not depend on the training seed), the model with the cell's block and weights."""
+    if not cell_done(run_dir, cell):
+        raise SuiteError(f"{run_dir}: cell {cell} is not finished (no verified completion record)")
+    raw = yaml.safe_load((run_dir / "suite.resolved.yaml").read_text())
+    raw.pop("limited", None)  # the run folder records whether steps were capped; not a suite key
+    suite = validate(raw, str(run_dir / "suite.resolved.yaml"))
+    ck = torch.load(run_dir / "checkpoints" / f"{cell}.pt", map_location="cpu", weights_only=True)
+    spec, variant = BlockSpec(**ck["block"]), json.loads((run_dir / "cells" / cell / "stats.json").read_text())
+    suite = dict(variants(suite)).get(variant.get("variant", ""), suite)
+    data = make_dataset(suite, 0)
+    model = make_model(suite, spec, data, "cpu")
+    model.load_state_dict(ck["model"])
+    r = suite.rollout
+    return FinishedCell(
+        suite, model.eval(), Diffusion.of(suite.diffusion), data.eval_set(r.clips, r.context, r.horizon, split)
+    )

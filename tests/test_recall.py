@@ -307,3 +307,10 @@ def test_cells_that_differ_only_in_evaluation_share_one_training(tmp_path):
     shared = pd.read_csv(swept / "cells" / "none[slots=2]-s0" / "metrics.csv")[cols]
     trained = pd.read_csv(alone / "cells" / "none-s0" / "metrics.csv")[cols]
     pd.testing.assert_frame_equal(shared, trained, check_exact=True)
+    from rad_bench.reuse import load_cell
+
+    done = load_cell(swept, "none[slots=2]-s0", split="test")  # a swept cell comes back at its sweep point
+    assert done.suite.data["slots"] == 2 and done.diffusion.T == done.suite.diffusion.levels
+    assert done.eval_set.frames.shape[:2] == (2, 6)  # clips x (context + horizon)
+    ck = torch.load(swept / "checkpoints" / "none[slots=2]-s0.pt", map_location="cpu", weights_only=True)
+    assert all(torch.equal(v, done.model.state_dict()[k]) for k, v in ck["model"].items())

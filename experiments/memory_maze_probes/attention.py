@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 import torch
-from cells import load_cell
 from einops import rearrange
 from torch import Tensor
 
 from rad_bench.model.layers import Attention
+from rad_bench.reuse import load_cell
 from rad_bench.rollout import commit, denoiser
 
 
@@ -38,7 +38,8 @@ def record_weights(att: Attention, layer: int, store: list[tuple[int, Tensor]]) 
 
 @torch.no_grad()
 def main(run: Path, cell: str) -> None:
-    suite, model, diffusion, ev = load_cell(run, cell)
+    done = load_cell(run, cell)
+    suite, model, diffusion, ev = done.suite, done.model, done.diffusion, done.eval_set
     c = suite.rollout.context
     print("place ids c-3..c+1 (clip 0):", ev.places[0, c - 3 : c + 2].tolist())
     print("motion code at c-2 and c (clip 0):", ev.actions[0, c - 2, :6].tolist(), ev.actions[0, c, :6].tolist())

@@ -14,14 +14,16 @@ import sys
 from pathlib import Path
 
 import torch
-from cells import load_cell, psnr
+from cells import psnr
 
+from rad_bench.reuse import load_cell
 from rad_bench.rollout import commit, denoiser
 
 
 @torch.no_grad()
 def main(run: Path, cell: str) -> None:
-    suite, model, diffusion, ev = load_cell(run, cell)
+    done = load_cell(run, cell)
+    suite, model, diffusion, ev = done.suite, done.model, done.diffusion, done.eval_set
     r = suite.rollout
     c = r.context
     state = commit(model, ev.frames[:, :c], ev.actions[:, :c], None)
