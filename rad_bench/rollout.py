@@ -71,19 +71,24 @@ def rollout(
     desc: str = "rollout",
     step_model: nn.Module | None = None,
     bf16: bool = False,
+    after_context: Callable[[DiTState, int], DiTState] | None = None,
 ) -> tuple[Tensor, RolloutStats]:
     """Generated frames ``(b, horizon, c, H, W)`` and timing/state statistics.
 
     A model with chunked attention (``train.mode: chunk``) generates a chunk of frames jointly, up to
     the next multiple of ``window``, then commits it; otherwise one frame at a time. ``step_model``
     (e.g. ``torch.compile(model)``) runs the denoiser calls, ``sampling_steps`` of every frame's
-    ``sampling_steps + 1``, with ``bf16`` under bf16 autocast; commits run ``model`` in float32."""
+    ``sampling_steps + 1``, with ``bf16`` under bf16 autocast; commits run ``model`` in float32.
+    ``after_context(state, batch)`` replaces the state once the context is committed (a probe that
+    withholds what a memory stored of the context: ``experiments/memory_maze_probes/reset.py``)."""
     device = next(model.parameters()).device
     b, c, hw = frames.shape[0], frames.shape[2], frames.shape[3:]
     chunk = model.cfg.window if model.cfg.attention == "chunk" else 1
     stats = RolloutStats()
     t_start = time.perf_counter()
     state = commit(model, frames[:, :context].to(device), actions[:, :context].to(device), None)
+    if after_context is not None:
+        state = after_context(state, b)
     out: list[Tensor] = []
     bar = tqdm(total=horizon, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     done = 0
