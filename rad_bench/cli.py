@@ -255,8 +255,10 @@ def _listing(rows: list[tuple[str, str]]) -> None:
 
 
 @app.command()
-def ls(what: Annotated[str, typer.Argument(help="blocks | metrics | datasets | suites")] = "blocks") -> None:
-    """List registered blocks, metrics, datasets, or the suites in ./suites."""
+def ls(
+    what: Annotated[str, typer.Argument(help="blocks | metrics | datasets | suites | experiments")] = "blocks",
+) -> None:
+    """List registered blocks, metrics, datasets, the suites in ./suites, or the studies in ./experiments."""
     from rad_bench.registry import BLOCKS, DATASETS, METRICS, unknown_name_message
 
     if what == "blocks":
@@ -266,12 +268,12 @@ def ls(what: Annotated[str, typer.Argument(help="blocks | metrics | datasets | s
                   for n in METRICS.names()])  # fmt: skip
     elif what == "datasets":
         _listing([(n, _summary(DATASETS.get(n))) for n in DATASETS.names()])
-    elif what == "suites":
-        for f in sorted(Path("suites").rglob("*.yaml")):
-            if not f.name.startswith("_"):
+    elif what in ("suites", "experiments"):
+        for f in sorted(Path(what).rglob("*.yaml" if what == "suites" else "*")):
+            if not f.name.startswith(("_", ".")) and f.suffix in (".yaml", ".py") and "outputs" not in f.parts:
                 typer.echo(str(f))
     else:
-        _fail(unknown_name_message("listing", what, ["blocks", "metrics", "datasets", "suites"]))
+        _fail(unknown_name_message("listing", what, ["blocks", "metrics", "datasets", "suites", "experiments"]))
 
 
 @app.command()

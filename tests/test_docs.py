@@ -25,3 +25,20 @@ def test_readme_smoke_tag_counts_match_the_suite():
     cfg = model_config(suite, data)
     tags = [t for clip in frame_tags(ev.places, r.context, Reach(cfg.reach)) for t, _ in clip]
     assert tuple(map(int, m.groups())) == tuple(tags.count(t) for t in ("in_window", "revisit", "novel"))
+
+
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def test_every_relative_link_in_readme_and_docs_resolves():
+    """Every relative link and image in README.md and docs/**/*.md points at a file or folder that exists."""
+    root = Path(__file__).resolve().parents[1]
+    broken = []
+    for page in [root / "README.md", *sorted((root / "docs").rglob("*.md"))]:
+        for target in LINK.findall(page.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address or an anchor in the page
+            path = (page.parent / target.split("#")[0]).resolve()
+            if not path.exists():
+                broken.append(f"{page.relative_to(root)}: {target}")
+    assert not broken, "links that point nowhere:\n" + "\n".join(broken)
