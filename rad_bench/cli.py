@@ -102,8 +102,9 @@ def run(
 ) -> None:
     """Train, roll out and score every block x seed of a suite, then write the leaderboard."""
     from rad_bench.config import load_suite
+    from rad_bench.distributed import close_distributed, is_main
     from rad_bench.launch import worker_threads
-    from rad_bench.utils import close_distributed, is_main, set_threads
+    from rad_bench.utils import set_threads
 
     _check_environment()
     if _is_mqar(suite):

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from rad_bench.config import LauncherCfg, Suite
+from rad_bench.plan import expand_cells
 from rad_bench.rundir import cell_done, start_run_dir
-from rad_bench.runner import expand_cells, finish_run, limit_train, run_suite
+from rad_bench.runner import finish_run, limit_train, run_suite
 
 CLUSTER_INSTALL = "pip install 'rad-bench[cluster]'  (or: pip install submitit)"
 

@@ -37,16 +37,8 @@ from filelock import FileLock, Timeout
 
 from rad_bench.completion import check_cell, set_aside, write_record
 from rad_bench.config import Suite, SuiteError, resolved_dict
-from rad_bench.utils import (
-    atomic_write_text,
-    barrier,
-    broadcast_object,
-    check_tree,
-    env_info,
-    git_sha,
-    is_main,
-    write_json,
-)
+from rad_bench.distributed import barrier, broadcast_object, is_main
+from rad_bench.utils import atomic_write_text, check_tree, env_info, git_sha, write_json
 
 T = TypeVar("T")
 

@@ -34,10 +34,11 @@ from tqdm.auto import tqdm
 from rad_bench.batches import BatchFeed
 from rad_bench.config import TrainCfg
 from rad_bench.data import Dataset
+from rad_bench.distributed import all_mean, is_main, rank, world_size
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import VideoDiT
 from rad_bench.modes import sample_train_levels, training_loss
-from rad_bench.utils import all_mean, atomic_write_bytes, is_main, rank, rng_state, set_rng_state, world_size
+from rad_bench.utils import atomic_write_bytes, rng_state, set_rng_state
 
 CHECKPOINT_FORMAT = 1
 

@@ -131,7 +131,7 @@ def test_no_capacity_section_without_a_data_sweep(run_dir):
 
 
 def test_references_run_once_per_data_point_and_seed():
-    from rad_bench.runner import expand_cells
+    from rad_bench.plan import expand_cells
 
     plain = expand_cells(load_suite(FIXTURES / "tiny.yaml", ["sweep={model.window: [2, 3]}"]))
     assert [c.name for c in plain if c.reference] == ["copy_last-s0", "recall_oracle-s0"]  # as before data sweeps
@@ -218,15 +218,15 @@ def test_validation_split_scores_other_episodes_and_says_so(run_dir, tmp_path):
 
 def test_a_block_trains_at_its_own_learning_rate(tmp_path, monkeypatch):
     """``blocks: [{name: x, lr: ...}]`` (chosen on the validation split) overrides train.lr for that block alone."""
-    from rad_bench import runner
+    from rad_bench import cell as recipe
 
-    seen, real = {}, runner.train
+    seen, real = {}, recipe.train
 
     def spy(*args, cell, **kw):
         seen[cell] = args[3].lr  # train(model, diffusion, data, cfg, ...)
         return real(*args, cell=cell, **kw)
 
-    monkeypatch.setattr(runner, "train", spy)
+    monkeypatch.setattr(recipe, "train", spy)
     suite = load_suite(FIXTURES / "tiny.yaml", ["blocks=[{name: none, lr: 0.02}, full_attn]", "metrics=[psnr]"])
     out = run_suite(suite, results_root=tmp_path, progress=False, argv=["test"])
     assert seen == {"none-s0": 0.02, "full_attn-s0": suite.train.lr}
