@@ -6,6 +6,8 @@ Usage:
   python experiments/memory_maze_probes/pairs.py RUN --against none     # every other block against `none`
   python experiments/memory_maze_probes/pairs.py RUN --shift-study      # the shift study's pairs (shift.yaml)
   python experiments/memory_maze_probes/pairs.py RUN --pair A B [--pair C D ...]
+  ... --by-gap: instead, the mean revisit PSNR difference per bin of the gap (frames since the view was last
+  shown in the context; later retrace frames have larger gaps), over every seed, clip and frame of the bin
 """
 
 from __future__ import annotations
@@ -40,6 +42,23 @@ def table(cm: pd.DataFrame, pairs: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+GAP_BINS = (0, 8, 16, 24, 32, 48)
+
+
+def by_gap(metrics: pd.DataFrame, pairs: list[tuple[str, str]]) -> str:
+    """Mean revisit PSNR difference of each pair per gap bin (paired per seed, clip and frame)."""
+    d = metrics[(metrics["metric"] == "psnr") & (metrics["tag"] == "revisit")].copy()
+    d["bin"] = pd.cut(d["gap"], GAP_BINS)
+    wide = d.pivot_table(index=["seed", "clip", "frame", "bin"], columns="block", values="value", observed=True)
+    bins = list(wide.index.get_level_values("bin").categories)
+    lines = ["| block | vs | " + " | ".join(f"gap {b.left + 1}-{b.right}" for b in bins) + " |",
+             "|---|---|" + "---|" * len(bins)]  # fmt: skip
+    for a, b in pairs:
+        diff = (wide[a] - wide[b]).groupby(level="bin", observed=False).agg(["mean", "size"])
+        lines.append(f"| {a} | {b} | " + " | ".join(f"{m:+.2f} (n={int(n)})" for m, n in diff.to_numpy()) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -47,14 +66,16 @@ def main() -> None:
     how.add_argument("--against", metavar="BLOCK", help="every other block against this one")
     how.add_argument("--shift-study", action="store_true", help="the pairs of experiments/.../shift.yaml")
     how.add_argument("--pair", nargs=2, action="append", metavar=("A", "B"), help="A against B (repeatable)")
+    ap.add_argument("--by-gap", action="store_true", help="mean revisit PSNR difference per gap bin")
     args = ap.parse_args()
-    cm = clip_means(pd.read_csv(args.run / "metrics.csv"))
+    metrics = pd.read_csv(args.run / "metrics.csv")
+    cm = clip_means(metrics)
     if args.against:
         blocks = [b for b in dict.fromkeys(cm.index.get_level_values("block")) if b != args.against]
         pairs = [(b, args.against) for b in blocks]
     else:
         pairs = shift_study() if args.shift_study else [tuple(p) for p in args.pair]
-    print(table(cm, pairs))
+    print(by_gap(metrics, pairs) if args.by_gap else table(cm, pairs))
 
 
 if __name__ == "__main__":
