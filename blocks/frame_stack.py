@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from einops import rearrange
 from torch import Tensor, nn
@@ -23,6 +25,12 @@ class FrameStack(MemoryBlock):
     """
 
     state_growth = "constant"
+
+    state_knob = "k"
+
+    @classmethod
+    def carried_bytes(cls, dim: int, heads: int, tokens: int, k: int = 4, **kwargs: Any) -> int:
+        return 4 * tokens * (k - 1) * dim + 8  # the last k-1 inputs per token, and the frame counter
 
     def __init__(self, dim: int, *, heads: int = 4, impl: str = "auto", k: int = 4) -> None:
         super().__init__(dim, heads=heads, impl=impl)

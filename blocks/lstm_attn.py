@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -55,6 +57,12 @@ class LSTMAttention(MemoryBlock):
     """
 
     state_growth = "constant"
+
+    state_knob = "hidden"
+
+    @classmethod
+    def carried_bytes(cls, dim: int, heads: int, tokens: int, hidden: int | None = None, **kwargs: Any) -> int:
+        return 4 * tokens * 2 * (hidden or dim)  # h and c per token
 
     def __init__(self, dim: int, *, heads: int = 4, impl: str = "auto", hidden: int | None = None) -> None:
         super().__init__(dim, heads=heads, impl=impl)

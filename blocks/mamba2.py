@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,15 @@ class Mamba2Block(MemoryBlock):
     """
 
     state_growth = "constant"
+    state_knob = "d_state"
+
+    @classmethod
+    def carried_bytes(
+        cls, dim: int, heads: int, tokens: int, d_state: int = 16, expand: int = 2, d_conv: int = 4,
+        ngroups: int = 1, **kwargs: Any,
+    ) -> int:  # fmt: skip
+        inner = expand * dim  # ssm: (heads x headdim = inner) x d_state; conv: the last d_conv - 1 inputs
+        return 4 * tokens * (inner * d_state + (inner + 2 * ngroups * d_state) * (d_conv - 1))
 
     def __init__(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -40,6 +42,17 @@ class TTTBlock(MemoryBlock):
     """
 
     state_growth = "constant"
+    state_knob, knob_decreases_state = "inner_heads", True
+
+    @classmethod
+    def carried_bytes(
+        cls, dim: int, heads: int, tokens: int, inner: str = "linear", inner_heads: int | None = None, **kwargs: Any
+    ) -> int:
+        h = inner_heads or heads
+        e = dim // h
+        f = e if inner == "linear" else 4 * e
+        weights = h * (e * f + f) + (h * (f * e + e) if inner == "mlp" else 0)  # w1, b1 (and w2, b2)
+        return 4 * tokens * 2 * weights + 8  # the weights and their mini-batch start, and the position
 
     def __init__(
         self,
@@ -51,7 +64,9 @@ class TTTBlock(MemoryBlock):
         mini_batch: int = 4,
         base_lr: float = 1.0,
         gate: bool = True,
+        inner_heads: int | None = None,
     ) -> None:
+        heads = inner_heads or heads  # the inner model's heads: more heads, narrower (and fewer) weights
         super().__init__(dim, heads=heads, impl=impl)
         self.inner = check_inner(inner)
         if dim % heads:

@@ -48,6 +48,15 @@ class MemoryBlock(nn.Module, metaclass=ABCMeta):
     name: ClassVar[str] = "?"
     state_growth: ClassVar[str] = "constant"
     reads_history: ClassVar[bool] = True
+    state_knob: ClassVar[str | None] = None  # the constructor argument that sizes the carried state (if any)
+    knob_decreases_state: ClassVar[bool] = False  # True where a larger knob means a smaller state (TTT's heads)
+
+    @classmethod
+    def carried_bytes(cls, dim: int, heads: int, tokens: int, **kwargs: Any) -> int | None:
+        """Bytes of state carried between frames for one sample of ``tokens`` spatial tokens (float32 model),
+        from the constructor arguments alone; what ``state_bytes(init_state(1, tokens, ...))`` measures (a
+        test holds every block to it). None: the state grows with the frames seen (no fixed budget)."""
+        return 0 if cls.state_growth == "constant" else None
 
     def __init__(self, dim: int, *, heads: int = 4, impl: str = "auto") -> None:
         super().__init__()
@@ -90,3 +99,34 @@ def state_bytes(state: State) -> int:
     if state is None:
         return 0
     return sum(v.numel() * v.element_size() for v in state.values() if isinstance(v, Tensor))
+
+
+def fit_state(cls: type[MemoryBlock], dim: int, heads: int, budget: int, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with ``cls.state_knob`` set so the block carries as much state as fits in ``budget`` bytes per
+    spatial token (and layer): the largest size (``hidden``, ``d_state``, ``k``), or the fewest heads that
+    divide ``dim`` (TTT's ``inner_heads``). ValueError when no setting fits, or the state grows with time."""
+    if cls.state_growth != "constant":
+        raise ValueError("its state grows with the frames seen, so no fixed budget holds it")
+    knob = cls.state_knob
+    if knob is None:
+        if (cls.carried_bytes(dim, heads, 1, **kwargs) or 0) <= budget:
+            return dict(kwargs)
+        raise ValueError(f"it carries a fixed {cls.carried_bytes(dim, heads, 1, **kwargs)} bytes per token")
+    size = lambda v: cls.carried_bytes(dim, heads, 1, **{**kwargs, knob: v}) or 0  # noqa: E731
+    if cls.knob_decreases_state:
+        fits = [h for h in range(1, dim + 1) if dim % h == 0 and size(h) <= budget]
+        best = min(fits) if fits else None
+        smallest = size(dim)
+    else:
+        best, smallest = None, size(1)
+        if smallest <= budget:
+            lo, hi = 1, 2
+            while size(hi) <= budget and hi < 2**20:
+                lo, hi = hi, 2 * hi
+            while hi - lo > 1:  # size(lo) fits, size(hi) does not
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if size(mid) <= budget else (lo, mid)
+            best = lo
+    if best is None:
+        raise ValueError(f"no value of {knob} fits {budget} bytes per token (the smallest state is {smallest})")
+    return {**kwargs, knob: best}

@@ -6,8 +6,11 @@ Shared by the runner and the benchmark, so both build exactly the same models fr
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from rad_bench.block import fit_state
 from rad_bench.config import BlockSpec, Suite, SuiteError, data_config
 from rad_bench.data import Dataset
 from rad_bench.model.dit import DiTConfig, VideoDiT, build_model, count_params, matched_config
@@ -44,15 +47,25 @@ def make_dataset(suite: Suite, seed: int) -> Dataset:
     return cls(data_config(suite), seed=seed)
 
 
-def _count(cfg: DiTConfig, spec: BlockSpec) -> int:
+def block_kwargs(suite: Suite, cfg: DiTConfig, spec: BlockSpec) -> dict[str, Any]:
+    """``spec.kwargs``; with ``model.state_budget``, a constant-state block's ``state_knob`` set to carry as much
+    state as fits the budget (:func:`rad_bench.block.fit_state`). A growing state (full attention) is left as
+    it is: the unbudgeted reference at every budget."""
+    cls, budget = BLOCKS.get(spec.name), suite.model.state_budget
+    if budget is None or cls.state_growth != "constant":
+        return spec.kwargs
+    return fit_state(cls, cfg.dim, cfg.heads, budget, spec.kwargs)
+
+
+def _count(suite: Suite, cfg: DiTConfig, spec: BlockSpec) -> int:
     with torch.device("meta"):  # count without allocating
-        return count_params(build_model(cfg, BLOCKS.get(spec.name), spec.kwargs))
+        return count_params(build_model(cfg, BLOCKS.get(spec.name), block_kwargs(suite, cfg, spec)))
 
 
-def _build_on_meta(cfg: DiTConfig, spec: BlockSpec) -> None:
+def _build_on_meta(suite: Suite, cfg: DiTConfig, spec: BlockSpec) -> None:
     """The model with ``spec`` and its initial state, on the meta device (nothing allocated)."""
     with torch.device("meta"):
-        build_model(cfg, BLOCKS.get(spec.name), spec.kwargs).init_state(1, torch.device("meta"))
+        build_model(cfg, BLOCKS.get(spec.name), block_kwargs(suite, cfg, spec)).init_state(1, torch.device("meta"))
 
 
 def check_blocks(suite: Suite, data: Dataset) -> None:
@@ -61,7 +74,7 @@ def check_blocks(suite: Suite, data: Dataset) -> None:
     cfg = model_config(suite, data)
     for i, spec in enumerate(suite.blocks):
         try:
-            _build_on_meta(cfg, spec)
+            _build_on_meta(suite, cfg, spec)
         except (ValueError, TypeError, RuntimeError, AssertionError) as e:
             raise SuiteError(
                 f"field 'blocks[{i}].kwargs' (block '{spec.display}'): the block refuses its arguments: {e}; "
@@ -79,9 +92,9 @@ def make_model(suite: Suite, spec: BlockSpec, data: Dataset, device: str) -> Vid
             f"dim/heads ({cfg.dim}/{cfg.heads}) a multiple of 4 (2-D RoPE)"
         )
     if suite.model.match_params:
-        target = max(_count(cfg, s) for s in suite.blocks)
-        cfg = matched_config(cfg, target, _count(cfg, spec))
-    return build_model(cfg, BLOCKS.get(spec.name), spec.kwargs).to(device)
+        target = max(_count(suite, cfg, s) for s in suite.blocks)
+        cfg = matched_config(cfg, target, _count(suite, cfg, spec))
+    return build_model(cfg, BLOCKS.get(spec.name), block_kwargs(suite, cfg, spec)).to(device)
 
 
 def reach_of(cfg: DiTConfig) -> Reach:

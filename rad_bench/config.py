@@ -367,8 +367,31 @@ def _check_sizes(suite: Suite, data: Any, where: str) -> None:
             f"{where}: model.dim ({dim}) / model.heads ({heads}) must be a whole multiple of 4 "
             "(2-D RoPE splits each head in 4); change model.dim or model.heads"
         )
+    _check_budget(suite, dim, heads, where)
     if frame is not None:
         check_memory(suite, int(frame), where, activations=suite.device == "cpu")
+
+
+def _check_budget(suite: Suite, dim: int, heads: int, where: str) -> None:
+    """Every constant-state block can meet ``model.state_budget`` (it sets their state knob, not the suite)."""
+    budget = suite.model.state_budget
+    if budget is None:
+        return
+    from rad_bench.block import fit_state  # imports torch: only for a suite that asks for a budget
+
+    for i, b in enumerate(suite.blocks):
+        cls = BLOCKS.get(b.name)
+        if cls.state_knob and cls.state_knob in b.kwargs:
+            raise SuiteError(f"{where}: field 'blocks[{i}].kwargs.{cls.state_knob}': model.state_budget sets it; "
+                             "drop one of the two")  # fmt: skip
+        if cls.state_growth == "constant":
+            try:
+                fit_state(cls, dim, heads, budget, b.kwargs)
+            except ValueError as e:
+                raise SuiteError(
+                    f"{where}: field 'model.state_budget': block '{b.display}' (blocks[{i}]) cannot meet "
+                    f"{budget} bytes per token: {e}; raise the budget or drop the block"
+                ) from None
 
 
 def check_memory(suite: Suite, frame: int, where: str, activations: bool) -> None:

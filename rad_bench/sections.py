@@ -24,6 +24,10 @@ class ModelCfg(Strict):
     match_params: bool = Field(True, description="widen MLPs so every block's model has the same size")
     memory_action: bool = Field(True, description="feed the action embedding to the memory blocks (RAD)")
     anchor: bool = Field(False, description="x0 = the last clean frame + the model's correction (prediction x0)")
+    state_budget: int | None = Field(
+        None, ge=1, description="bytes of memory-block state carried per layer and spatial token: each constant-state "
+        "block's state knob is set to the most state within it (full attention runs unbudgeted); sweepable"
+    )  # fmt: skip
 
     @field_validator("preset")
     @classmethod

@@ -26,6 +26,10 @@ class MQARConfig(Strict):
     description: str = ""
     blocks: list[str] | Literal["all"] = "all"
     block_kwargs: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per block, constructor kwargs")
+    state_budget: int | None = Field(
+        None, ge=1, description="bytes of mixer state per layer and token: each constant-state block's state knob "
+        "set to the most state within it (full attention runs unbudgeted)"
+    )  # fmt: skip
     ks: list[int] = Field([2, 4, 8, 16], min_length=1, description="key-value pairs per sequence, each scored")
     seeds: list[int] = Field([0, 1, 2], min_length=1)
     # data: fixed length for every K, so one model trains on all K at once (Zoology trains on a mix too)
@@ -91,6 +95,15 @@ class MQARConfig(Strict):
     def lr_for(self, block: str) -> float:
         return self.lr_per_block.get(block, self.lr)
 
+    def kwargs_for(self, block: str) -> dict[str, Any]:
+        """``block_kwargs[block]``, with the block's state knob set by ``state_budget`` (a constant state)."""
+        from rad_bench.block import fit_state  # torch: only once a block is built or a budget checked
+
+        kwargs, cls = self.block_kwargs.get(block, {}), BLOCKS.get(block)
+        if self.state_budget is None or cls.state_growth != "constant":
+            return kwargs
+        return fit_state(cls, self.dim, self.heads, self.state_budget, kwargs)
+
 
 def _explain(e: ValidationError, where: str) -> SuiteError:
     lines = []
@@ -139,6 +152,12 @@ def validate_mqar(raw: dict[str, Any], where: str = "mqar suite") -> MQARConfig:
     except ValidationError as e:
         raise _explain(e, where) from None
     _check_blocks(cfg, where)
+    for block in cfg.block_names() if cfg.state_budget is not None else []:
+        try:
+            cfg.kwargs_for(block)
+        except ValueError as e:
+            raise SuiteError(f"{where}: field 'state_budget': block '{block}' cannot meet {cfg.state_budget} bytes per "
+                             f"token: {e}; raise the budget or drop the block") from None  # fmt: skip
     check_memory(memory_need(cfg), where)
     return cfg
 

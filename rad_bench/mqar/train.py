@@ -51,7 +51,7 @@ def build_model(cfg: MQARConfig, block: str) -> MQARModel:
         layers=cfg.layers,
         mlp_ratio=cfg.mlp_ratio,
         seq_len=cfg.seq_len if cfg.pos_emb else None,
-        block_kwargs=cfg.block_kwargs.get(block),
+        block_kwargs=cfg.kwargs_for(block),
     )
 
 
