@@ -139,7 +139,7 @@ def test_mutated_suites_exit_cleanly_and_write_only_their_run_folder(tmp_path_fa
 
 
 @pytest.mark.slow
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(muts=st.lists(mutation, min_size=1, max_size=3))
 def test_mutations_through_set_exit_cleanly_and_write_only_their_run_folder(tmp_path_factory, muts):
     work = tmp_path_factory.mktemp("prop")
@@ -157,7 +157,7 @@ token_mutation = st.tuples(st.sampled_from([(k,) for k in MQAR if k != "kind"]),
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(muts=st.lists(token_mutation, min_size=1, max_size=3), via_set=st.booleans())
 def test_mutated_token_suites_exit_cleanly_and_write_only_their_run_folder(tmp_path_factory, muts, via_set):
     work = tmp_path_factory.mktemp("prop")
