@@ -123,6 +123,7 @@ def fit_state(cls: type[MemoryBlock], dim: int, heads: int, budget: int, kwargs:
             lo, hi = 1, 2
             while size(hi) <= budget and hi < 2**20:
                 lo, hi = hi, 2 * hi
+            lo, hi = (hi, hi + 1) if size(hi) <= budget else (lo, hi)  # the cap itself fits: take it
             while hi - lo > 1:  # size(lo) fits, size(hi) does not
                 mid = (lo + hi) // 2
                 lo, hi = (mid, hi) if size(mid) <= budget else (lo, mid)
@@ -130,3 +131,12 @@ def fit_state(cls: type[MemoryBlock], dim: int, heads: int, budget: int, kwargs:
     if best is None:
         raise ValueError(f"no value of {knob} fits {budget} bytes per token (the smallest state is {smallest})")
     return {**kwargs, knob: best}
+
+
+def budgeted_kwargs(cls: type[MemoryBlock], dim: int, heads: int, budget: int | None, kwargs: dict[str, Any]) -> dict:
+    """``kwargs`` as a block is built under a state ``budget`` (video ``model.state_budget``, MQAR
+    ``state_budget``): with the state knob fitted for a constant state; unchanged without a budget or for a
+    growing state (full attention: the unbudgeted reference at every budget)."""
+    if budget is None or cls.state_growth != "constant":
+        return kwargs
+    return fit_state(cls, dim, heads, budget, kwargs)

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from rad_bench.block import fit_state
+from rad_bench.block import budgeted_kwargs
 from rad_bench.config import BlockSpec, Suite, SuiteError, data_config
 from rad_bench.data import Dataset
 from rad_bench.model.dit import DiTConfig, VideoDiT, build_model, count_params, matched_config
@@ -51,10 +51,7 @@ def block_kwargs(suite: Suite, cfg: DiTConfig, spec: BlockSpec) -> dict[str, Any
     """``spec.kwargs``; with ``model.state_budget``, a constant-state block's ``state_knob`` set to carry as much
     state as fits the budget (:func:`rad_bench.block.fit_state`). A growing state (full attention) is left as
     it is: the unbudgeted reference at every budget."""
-    cls, budget = BLOCKS.get(spec.name), suite.model.state_budget
-    if budget is None or cls.state_growth != "constant":
-        return spec.kwargs
-    return fit_state(cls, cfg.dim, cfg.heads, budget, spec.kwargs)
+    return budgeted_kwargs(BLOCKS.get(spec.name), cfg.dim, cfg.heads, suite.model.state_budget, spec.kwargs)
 
 
 def _count(suite: Suite, cfg: DiTConfig, spec: BlockSpec) -> int:

@@ -118,7 +118,7 @@ def check_cell(run_dir: Path, cell: str) -> CellCheck:
             if rel.startswith("checkpoints/"):
                 continue  # weights deleted to save disk: the scores stand without them
             return CellCheck("damaged", f"{rel} is missing")
-        if _digest(path) != want:
+        if path.stat().st_size != want.get("bytes") or _digest(path) != want:
             return CellCheck("damaged", f"{rel} differs from its completion record (size or checksum)")
     if f"cells/{cell}/{METRICS_CSV}" not in files:
         return CellCheck("damaged", f"{record.relative_to(run_dir)} lists no metrics.csv")
@@ -142,15 +142,19 @@ def adopt(run_dir: Path) -> list[str]:
     width, a final newline) and no completion record, as its files are now: the explicit way in for a run
     folder written before records existed. Returns the cells recorded; cells whose CSV is not whole are left
     as they are (damaged: a run with ``--resume`` sets them aside and computes them again)."""
+    from filelock import FileLock
+
     adopted = []
     for folder in sorted(p for p in (run_dir / "cells").iterdir() if p.is_dir()):
-        if (folder / RECORD).is_file() or not (folder / METRICS_CSV).is_file():
-            continue
-        try:
-            _csv_rows((folder / METRICS_CSV).read_text())
-        except (ValueError, UnicodeDecodeError, csv.Error):
-            continue
-        write_record(run_dir, folder.name)
+        (run_dir / "locks").mkdir(exist_ok=True)
+        with FileLock(str(run_dir / "locks" / f"{folder.name}.lock")):  # not a cell another process is writing
+            if (folder / RECORD).is_file() or not (folder / METRICS_CSV).is_file():
+                continue
+            try:
+                _csv_rows((folder / METRICS_CSV).read_text())
+            except (ValueError, UnicodeDecodeError, csv.Error):
+                continue
+            write_record(run_dir, folder.name)
         adopted.append(folder.name)
     return adopted
 
@@ -166,22 +170,40 @@ def finished(run_dir: Path) -> list[Path]:
     return done
 
 
-def combined_metrics(run_dir: Path) -> str | None:
-    """What the run folder's metrics.csv must hold: its finished cells' rows (None: no cell is finished)."""
+def combined_metrics(run_dir: Path) -> tuple[list[Path], str | None]:
+    """The finished cells and what the run folder's metrics.csv must hold: their rows (None: no cell finished)."""
     done = finished(run_dir)
-    return concat_csv([d / METRICS_CSV for d in done]) if done else None
+    return done, concat_csv([d / METRICS_CSV for d in done]) if done else None
+
+
+def _rows(text: str) -> set[str]:
+    return set(text.replace("\r\n", "\n").split("\n")[1:]) - {""}
+
+
+def _cut_or_edited(old: str, text: str, done: list[Path]) -> bool:
+    """Whether an earlier combined CSV ``old`` lost or changed rows against ``text`` (rebuilt from the ``done``
+    cells): a row the cells do not hold, or part of a cell's rows. Whole cells added since are neither."""
+    old_rows, new_rows = _rows(old), _rows(text)
+    if not old_rows <= new_rows:
+        return True
+    for d in done:
+        cell = _rows((d / METRICS_CSV).read_text())
+        if cell <= new_rows and old_rows & cell and not cell <= old_rows:
+            return True
+    return False
 
 
 def combine(run_dir: Path) -> list[str]:
     """The run folder's metrics.csv, state.csv and efficiency.csv rebuilt from the cells whose records verify;
     returns those cells (none: nothing is written). A damaged cell is left out and named; a combined
     metrics.csv that differs from what the cells hold (cut short, edited, a cell no longer verifying) is kept
-    as ``metrics.csv.replaced-<time>`` and named in a warning."""
-    done = finished(run_dir)
-    if not done:
+    as ``metrics.csv.replaced-<time>`` and named in a warning (not when cells were only added since)."""
+    done, text = combined_metrics(run_dir)
+    if text is None:
         return []
-    text, combined = concat_csv([d / METRICS_CSV for d in done]), run_dir / METRICS_CSV
-    if combined.is_file() and combined.read_bytes() != text.encode():
+    combined = run_dir / METRICS_CSV
+    old = combined.read_text() if combined.is_file() else ""
+    if old and _cut_or_edited(old, text, done):
         kept = run_dir / f"{METRICS_CSV}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
         shutil.copyfile(combined, kept)
         print(f"rad-bench: {combined} differed from its {len(done)} finished cells' records (cut short or edited); "

@@ -91,7 +91,13 @@ def load_cell(run_dir: Path, cell: str, split: str = "validation") -> FinishedCe
     suite = validate(raw, str(run_dir / "suite.resolved.yaml"))
     ck = torch.load(run_dir / "checkpoints" / f"{cell}.pt", map_location="cpu", weights_only=True)
     spec, variant = BlockSpec(**ck["block"]), json.loads((run_dir / "cells" / cell / "stats.json").read_text())
-    suite = dict(variants(suite)).get(variant.get("variant", ""), suite)
+    label = variant.get("variant") or ""
+    points = dict(variants(suite))
+    if label not in points:
+        raise SuiteError(
+            f"{run_dir}: cell {cell} was run at sweep point {label!r}, which the run's suite does not have"
+        )
+    suite = points[label]
     data = make_dataset(suite, 0)
     model = make_model(suite, spec, data, "cpu")
     model.load_state_dict(ck["model"])

@@ -36,7 +36,6 @@ from rad_bench.plan import Cell, data_key, expand_cells
 from rad_bench.reuse import training_key
 from rad_bench.rundir import (
     cell_done,
-    cell_lock,
     on_main,
     run_locked,
     start_run_dir,
@@ -128,6 +127,6 @@ def run_suite(
 
 
 def finish_run(run_dir: Path, suite: Suite) -> None:
-    """The combined CSVs and the report of ``run_dir`` from the cells done so far."""
-    with cell_lock(run_dir, "combine"):  # concurrent runs finishing together write the same files in turn
-        report_.write(run_dir, sort_by=suite.leaderboard.sort_by)
+    """The combined CSVs and the report of ``run_dir`` from the cells done so far (the report takes the
+    ``combine`` lock: concurrent runs finishing together write the same files in turn)."""
+    report_.write(run_dir, sort_by=suite.leaderboard.sort_by)

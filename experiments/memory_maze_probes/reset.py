@@ -24,14 +24,15 @@ import torch
 from rad_bench.build import reach_of
 from rad_bench.model.dit import DiTState
 from rad_bench.report.tables import bootstrap_ci
-from rad_bench.reuse import load_cell
+from rad_bench.results import REFERENCE_NAMES
+from rad_bench.reuse import FinishedCell, load_cell
 from rad_bench.rollout import EVAL_NOISE_SEED, rollout
+from rad_bench.rundir import cell_done
 from rad_bench.score import frame_tags, score_frames
 
 
-def scores(run: Path, cell: str, split: str, reset: bool) -> pd.DataFrame:
-    """PSNR per clip and tag of one rollout of ``cell`` (mean over the clip's frames of that tag)."""
-    done = load_cell(run, cell, split)
+def scores(done: FinishedCell, reset: bool) -> pd.DataFrame:
+    """PSNR per clip and tag of one rollout of a finished cell (mean over the clip's frames of that tag)."""
     r, ev, model = done.suite.rollout, done.eval_set, done.model
 
     def fresh_memory(state: DiTState, batch: int) -> DiTState:
@@ -58,8 +59,8 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--split", default="test", choices=["test", "validation"])
     args = ap.parse_args()
-    cells = sorted(p.name for p in (args.run / "cells").iterdir() if (p / "done.json").is_file())
-    learned = [c for c in cells if not c.startswith(("copy_last", "recall_oracle", "none-"))]
+    cells = sorted(p.name for p in (args.run / "cells").iterdir() if cell_done(args.run, p.name))
+    learned = [c for c in cells if not c.startswith((*REFERENCE_NAMES, "none-"))]
     print(f"{args.run}, {args.split} episodes: PSNR (dB) as run / with the memory reset after the context\n")
     print("| block | seeds | in_window as run | in_window reset | revisit as run | revisit reset | "
           "Δ revisit (run - reset) | Δ in_window (run - reset) |")  # fmt: skip
@@ -68,8 +69,8 @@ def main() -> None:
     for c in learned:
         by_block.setdefault(re.sub(r"-s\d+$", "", c), []).append(c)
     for block, group in by_block.items():
-        ran = [scores(args.run, c, args.split, reset=False) for c in group]
-        cut = [scores(args.run, c, args.split, reset=True) for c in group]
+        loaded = [load_cell(args.run, c, args.split) for c in group]
+        ran, cut = [scores(d, reset=False) for d in loaded], [scores(d, reset=True) for d in loaded]
         cells_ = []
         for tag in ("revisit", "in_window"):
             m, lo, hi = bootstrap_ci(np.stack([(a[tag] - b[tag]).to_numpy() for a, b in zip(ran, cut)]))

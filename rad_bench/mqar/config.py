@@ -97,12 +97,14 @@ class MQARConfig(Strict):
 
     def kwargs_for(self, block: str) -> dict[str, Any]:
         """``block_kwargs[block]``, with the block's state knob set by ``state_budget`` (a constant state)."""
-        from rad_bench.block import fit_state  # torch: only once a block is built or a budget checked
+        from rad_bench.block import budgeted_kwargs  # torch: only once a block is built or a budget checked
 
-        kwargs, cls = self.block_kwargs.get(block, {}), BLOCKS.get(block)
-        if self.state_budget is None or cls.state_growth != "constant":
-            return kwargs
-        return fit_state(cls, self.dim, self.heads, self.state_budget, kwargs)
+        cls, kwargs = BLOCKS.get(block), self.block_kwargs.get(block, {})
+        if self.state_budget is not None and cls.state_knob in kwargs:
+            raise ValueError(
+                f"block_kwargs.{block}.{cls.state_knob} is set and state_budget sets it; drop one of the two"
+            )
+        return budgeted_kwargs(cls, self.dim, self.heads, self.state_budget, kwargs)
 
 
 def _explain(e: ValidationError, where: str) -> SuiteError:

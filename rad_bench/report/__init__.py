@@ -1,7 +1,9 @@
 """metrics.csv -> leaderboard.csv / leaderboard.md / figures / report.md / report.html.
 
 Reads CSVs and sample files only (no torch, no models), so ``rad-bench report`` redraws everything on
-any machine. The package: :mod:`~rad_bench.report.tables` (leaderboard numbers, intervals, pairing
+any machine. A run folder's combined CSVs (metrics.csv, state.csv, efficiency.csv) are first rebuilt from
+its cells whose completion records verify (:func:`rad_bench.completion.combine`, checksums included).
+The package: :mod:`~rad_bench.report.tables` (leaderboard numbers, intervals, pairing
 and bootstrap), :mod:`~rad_bench.report.views` (markdown tables and their notes),
 :mod:`~rad_bench.report.figures` (matplotlib), :mod:`~rad_bench.report.samples` (strip and GIF),
 :mod:`~rad_bench.report.document` (markdown and self-contained HTML) and
@@ -26,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock
 
 from rad_bench.completion import combine, combined_metrics
 from rad_bench.report.combined import combined_leaderboard, combined_notes, combined_table, section_keys
@@ -71,12 +74,18 @@ __all__ = [  # the public names, so `from rad_bench import report; report.<name>
 
 
 def write(run_dir: Path, sort_by: str | None = None, baseline: str | None = None) -> pd.DataFrame:
-    """(Re)build leaderboard.csv/.md, figures/, report.md and report.html inside ``run_dir`` (refused when a
-    symlink under it points outside: :func:`rad_bench.utils.check_tree`)."""
-    check_tree(Path(run_dir))
-    if (Path(run_dir) / "cells").is_dir() and not combine(Path(run_dir)):  # checked against the cells' records
-        raise ReportError(f"{run_dir}: no cell verifies against its completion record; run the suite with --resume")
-    run = load_run(Path(run_dir), sort_by, baseline)
+    """(Re)build the combined CSVs from the verified cells, then leaderboard.csv/.md, figures/, report.md and
+    report.html inside ``run_dir`` (refused when a symlink under it points outside:
+    :func:`rad_bench.utils.check_tree`)."""
+    run_dir = Path(run_dir)
+    check_tree(run_dir)
+    if (run_dir / "cells").is_dir():  # the combined CSVs rebuilt from the cells whose records verify
+        (run_dir / "locks").mkdir(exist_ok=True)
+        with FileLock(str(run_dir / "locks" / "combine.lock")):  # runs finishing together write them in turn
+            if not combine(run_dir):
+                raise ReportError(f"{run_dir}: no cell verifies against its completion record; a folder written "
+                                  f"before records existed is taken in by `rad-bench adopt {run_dir}`")  # fmt: skip
+    run = load_run(run_dir, sort_by, baseline)
     write_table(run.run_dir / LEADERBOARD_CSV, run.table)
     atomic_write_text(run.run_dir / LEADERBOARD_MD, markdown(run))
     draw_figures(run, run.run_dir / "figures")
@@ -107,7 +116,8 @@ def write_combined(run_dirs: list[Path], out: Path) -> pd.DataFrame:
     if out.is_dir():
         check_tree(out)
     for d in map(Path, run_dirs):  # the run folders are not written: each combined CSV must match its cells
-        if (d / "cells").is_dir() and combined_metrics(d) != (d / METRICS_CSV).read_text():
+        text = combined_metrics(d)[1] if (d / "cells").is_dir() else None
+        if text is not None and text.encode() != (d / METRICS_CSV).read_bytes():
             raise ReportError(f"{d / METRICS_CSV}: differs from the finished cells' records (cut short or edited); "
                               f"`rad-bench report {d}` rebuilds it from them")  # fmt: skip
     runs = [load_run(Path(d)) for d in run_dirs]
