@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from rad_bench.block import budgeted_kwargs
-from rad_bench.config import BlockSpec, Suite, SuiteError, data_config
+from rad_bench.config import BlockSpec, Suite, SuiteError
 from rad_bench.data import Dataset
 from rad_bench.model.dit import DiTConfig, VideoDiT, build_model, count_params, matched_config
 from rad_bench.model.presets import PRESETS
@@ -43,8 +43,7 @@ def model_config(suite: Suite, data: Dataset) -> DiTConfig:
 
 def make_dataset(suite: Suite, seed: int) -> Dataset:
     """The suite's dataset (its ``data:`` section validated by the dataset's own config)."""
-    cls = DATASETS.get(suite.data["name"])
-    return cls(data_config(suite), seed=seed)
+    return DATASETS.get(suite.data.name)(suite.data, seed=seed)
 
 
 def block_kwargs(suite: Suite, cfg: DiTConfig, spec: BlockSpec) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from rad_bench.config import (
 from rad_bench.curve import CURVE_CSV, curve_rows, evaluator
 from rad_bench.data import Dataset, EvalSet
 from rad_bench.distributed import is_main
+from rad_bench.metrics import SetSettings
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import DiTConfig, VideoDiT, block_params, count_params
 from rad_bench.plan import Cell, data_key
@@ -130,16 +131,35 @@ def _roll_out(
 def _common(ctx: RunContext, c: Cell, cfg: DiTConfig, impl: str, params: tuple[int, int]) -> dict[str, Any]:
     """The columns every metrics row of a cell carries (:data:`rad_bench.results.CELL_COLUMNS`)."""
     suite = c.suite
-    return cell_columns(
-        suite=suite.name, suite_version=suite.version, run=ctx.run_dir.name, block=c.label,
-        block_name=c.spec.name, variant=c.variant, seed=c.seed, reference=c.reference,
-        train_mode=suite.train.mode, lr=None if c.reference else train_cfg(c).lr, shift=suite.diffusion.shift,
-        loss_frames=suite.train.loss_frames,
-        prefetch_grad=suite.train.prefetch_grad,
-        clean_prefix=suite.train.clean_prefix, memory_action=suite.model.memory_action,
-        window=suite.model.window, attention=cfg.attention, split=suite.rollout.split, reach=cfg.reach, impl=impl,
-        params_block=params[0], params_total=params[1], limited=ctx.limited, git_sha=ctx.git_sha,
-    )  # fmt: skip
+    return {
+        **cell_columns(
+            suite=suite.name,
+            suite_version=suite.version,
+            run=ctx.run_dir.name,
+            block=c.label,
+            block_name=c.spec.name,
+            variant=c.variant,
+            seed=c.seed,
+            reference=c.reference,
+            train_mode=suite.train.mode,
+            lr=None if c.reference else train_cfg(c).lr,
+            shift=suite.diffusion.shift,
+            loss_frames=suite.train.loss_frames,
+            prefetch_grad=suite.train.prefetch_grad,
+            clean_prefix=suite.train.clean_prefix,
+            memory_action=suite.model.memory_action,
+            window=suite.model.window,
+            attention=cfg.attention,
+            split=suite.rollout.split,
+            reach=cfg.reach,
+            impl=impl,
+            params_block=params[0],
+            params_total=params[1],
+            limited=ctx.limited,
+            git_sha=ctx.git_sha,
+        ),
+        **dict(c.point),
+    }  # fmt: skip  (then a column per sweep axis, by its dotted key: ``data.slots``)
 
 
 def _score(
@@ -153,7 +173,8 @@ def _score(
         with phase(c.name, f"score {m}"):
             rows += score_frames(generated, ev.frames[:, r.context :], tags, metrics=[m], data=c.suite.data,
                                  scored=None if ev.scored is None else ev.scored[:, r.context :])  # fmt: skip
-            rows += score_sets(generated, ev.frames, metrics=[m], bucket=r.fvd_bucket, batches=r.fvd_batches)
+            s = c.suite.settings_of(m) or SetSettings()  # a set metric's batches and buckets
+            rows += score_sets(generated, ev.frames, metrics=[m], bucket=s.bucket, batches=s.batches)
     return rows, tags
 
 

@@ -23,16 +23,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
-from rad_bench import limits
 from rad_bench.blockargs import check_block
+from rad_bench.dataconfig import DataConfig
 from rad_bench.metrics import get_metric
-from rad_bench.model.presets import PRESETS
 from rad_bench.registry import BLOCKS, DATASETS, METRICS, closest, unknown_name_message
 from rad_bench.results import GROUPS, REFERENCE_NAMES, split_column
 from rad_bench.schema import SAFE_HINT, Strict, safe_name
 from rad_bench.sections import DiffusionCfg, ModelCfg, RolloutCfg, TrainCfg
+from rad_bench.sizes import check_sizes
 from rad_bench.suitefile import SuiteError, apply_overrides, read_with_includes
 
 __all__ = ["DiffusionCfg", "ModelCfg", "RolloutCfg", "TrainCfg", "Suite", "load_suite", "validate"]
@@ -90,11 +90,18 @@ class Suite(Strict):
     description: str = ""
     model: ModelCfg = Field(default_factory=ModelCfg)
     blocks: list[BlockSpec]
-    data: dict[str, Any] = Field(default_factory=lambda: {"name": "synthetic"})
+    data: SerializeAsAny[DataConfig] = Field(
+        default_factory=lambda: {"name": "synthetic"}, validate_default=True,
+        description="the dataset's own config (its registered Config class), validated once from the YAML mapping",
+    )  # fmt: skip
     diffusion: DiffusionCfg = Field(default_factory=DiffusionCfg)
     train: TrainCfg = Field(default_factory=TrainCfg)
     rollout: RolloutCfg = Field(default_factory=RolloutCfg)
     metrics: list[str] = Field(default_factory=lambda: ["psnr", "ssim"])
+    metric_settings: dict[str, SerializeAsAny[Strict]] = Field(
+        default_factory=dict, description="a metric's own settings by its name, e.g. {fvd: {batches: 2, bucket: 16}} "
+        "(each metric's settings model: rad_bench/metrics/specs/)",
+    )  # fmt: skip
     seeds: list[int] = Field(default_factory=lambda: [0])
     device: str = Field("auto", pattern="^(auto|cpu|cuda(:\\d+)?)$")
     impl: str = Field("auto", pattern="^(auto|kernel|ref)$")
@@ -107,6 +114,20 @@ class Suite(Strict):
     )
 
     _safe = field_validator("name")(safe_name)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data(cls, v: Any) -> Any:
+        return typed_data(v, "data")
+
+    @field_validator("metric_settings", mode="before")
+    @classmethod
+    def _settings(cls, v: Any) -> Any:
+        return typed_settings(v, "metric_settings")
+
+    def settings_of(self, metric: str) -> Strict | None:
+        """``metric``'s settings as this suite sets them (its defaults when unset); None for a metric without."""
+        return self.metric_settings.get(metric) or get_metric(metric).configure(None)
 
     @field_validator("blocks", mode="before")
     @classmethod
@@ -154,6 +175,9 @@ class Suite(Strict):
         return self
 
 
+MOVED = {"rollout.fvd_bucket": "bucket", "rollout.fvd_batches": "batches"}  # FVD's settings are its own now
+
+
 def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Valid field names at ``loc`` (for 'did you mean' on unknown keys)."""
     for part in loc[:-1]:
@@ -177,6 +201,7 @@ def _explain(e: ValidationError, model: type[BaseModel], where: str) -> SuiteErr
         if err["type"] == "extra_forbidden":
             near = closest(str(loc[-1]), _field_names(model, loc))
             hint = f" Did you mean: {', '.join(near)}?" if near else ""
+            hint = f" It moved to metric_settings.fvd.{MOVED[field]}." if field in MOVED else hint
             lines.append(f"field '{field}': unknown key.{hint}")
         elif err["type"] == "missing":
             lines.append(f"field '{field}': required; add it to the suite (or to a file it includes)")
@@ -193,9 +218,13 @@ def _check_names(suite: Suite, where: str) -> None:
         if m not in METRICS:
             raise SuiteError(f"{where}: field 'metrics[{i}]': {unknown_name_message('metric', m, METRICS.names())}")
         try:
-            get_metric(m).check(suite.rollout)  # what the metric needs of the rollout (FVD: I3D's length, batches)
+            get_metric(m).check(suite.rollout, suite.settings_of(m))  # what it needs (FVD: I3D's length, batches)
         except ValueError as e:
             raise SuiteError(f"{where}: {e}") from None
+    for name in suite.metric_settings:
+        if name not in suite.metrics:
+            raise SuiteError(f"{where}: field 'metric_settings.{name}': '{name}' is not in metrics; add it to metrics "
+                             "or drop its settings")  # fmt: skip
     board = suite.leaderboard
     metric, group = split_column(board.sort_by)
     if metric not in suite.metrics or group not in GROUPS:
@@ -205,30 +234,68 @@ def _check_names(suite: Suite, where: str) -> None:
     if board.baseline is not None and board.baseline not in rows:
         unknown = unknown_name_message("block", board.baseline, rows)
         raise SuiteError(f"{where}: field 'leaderboard.baseline': {unknown} (the blocks and references of the suite)")
-    name = suite.data.get("name")
+
+
+def typed_data(v: Any, where: str = "suite") -> DataConfig:
+    """A ``data:`` mapping validated by its dataset's own config class (looked up by ``name`` in the
+    registry); a config already typed is checked to be its named dataset's. SuiteError names the field."""
+    if isinstance(v, DataConfig):
+        cls = DATASETS.get(v.name).Config if v.name in DATASETS else None
+        if cls is None or not isinstance(v, cls):
+            raise SuiteError(f"{where}: field 'data.name': {v.name!r} does not name the dataset of {type(v).__name__}")
+        return v
+    if not isinstance(v, dict):
+        raise SuiteError(f"{where}: field 'data': give a mapping that names the dataset, e.g. {{name: synthetic}}")
+    name = v.get("name")
     if not isinstance(name, str) or name not in DATASETS:
         raise SuiteError(f"{where}: field 'data.name': {unknown_name_message('dataset', str(name), DATASETS.names())}")
-
-
-def data_config(suite: Suite, where: str = "suite") -> Any:
-    """The suite's ``data:`` section validated by the dataset's own config model."""
-    cls = DATASETS.get(suite.data["name"])
-    kwargs = {k: v for k, v in suite.data.items() if k != "name"}
+    cls = DATASETS.get(name).Config
     try:
-        return cls.Config(**kwargs)
+        return cls.model_validate({**v, "name": name})
     except ValidationError as e:
-        err = _explain(e, cls.Config, where)
-        raise SuiteError(str(err).replace("field '", "field 'data.")) from None
+        raise SuiteError(str(_explain(e, cls, where)).replace("field '", "field 'data.")) from None
+
+
+def typed_settings(v: Any, where: str = "suite") -> dict[str, Strict]:
+    """``metric_settings``: each metric's mapping validated by its settings model (SuiteError names the field)."""
+    if not isinstance(v, dict):
+        raise SuiteError(
+            f"{where}: field 'metric_settings': give a mapping of metric names, e.g. {{fvd: {{batches: 2}}}}"
+        )
+    out = {}
+    for name, raw in v.items():
+        at = f"{where}: field 'metric_settings.{name}'"
+        if name not in METRICS:
+            raise SuiteError(f"{at}: {unknown_name_message('metric', str(name), METRICS.names())}")
+        spec = get_metric(name)
+        try:
+            out[name] = spec.configure(raw)
+        except ValidationError as e:
+            text = str(_explain(e, spec.settings, where))
+            raise SuiteError(text.replace("field '", f"field 'metric_settings.{name}.")) from None
+        except ValueError as e:
+            raise SuiteError(f"{at}: {e}") from None
+    return {k: s for k, s in out.items() if s is not None}
+
+
+def _suite(raw: dict[str, Any], where: str) -> Suite:
+    """``raw`` validated into a Suite, its ``data:`` and ``metric_settings:`` first so that an error in one names
+    the field inside it (``data.<field>``)."""
+    if isinstance(raw, dict) and "data" in raw:
+        raw = {**raw, "data": typed_data(raw["data"], where)}
+    if isinstance(raw, dict) and "metric_settings" in raw:
+        raw = {**raw, "metric_settings": typed_settings(raw["metric_settings"], where)}
+    try:
+        return Suite(**raw)
+    except ValidationError as e:
+        raise _explain(e, Suite, where) from None
 
 
 def validate(raw: dict[str, Any], where: str = "suite") -> Suite:
-    try:
-        suite = Suite(**raw)
-    except ValidationError as e:
-        raise _explain(e, Suite, where) from None
+    suite = _suite(raw, where)
     _check_names(suite, where)
     _check_cell_names(suite, where)
-    _check_sizes(suite, data_config(suite, where), where)
+    check_sizes(suite, where)
     for label, variant in [("", suite), *variants(suite, where)]:
         _check_training(variant, f"{where} (sweep {label})" if label else where)
     for label, variant in variants(suite, where):
@@ -259,7 +326,7 @@ def _check_cell_names(suite: Suite, where: str) -> None:
 
 def _check_training(suite: Suite, where: str) -> None:
     """What ``train.loss_frames: targets`` and ``train.eval_every`` need from the dataset and the sort metric."""
-    cls, name = DATASETS.get(suite.data["name"]), suite.data["name"]
+    cls, name = DATASETS.get(suite.data.name), suite.data.name
     if suite.train.loss_frames == "targets" and not cls.has_targets:
         raise SuiteError(f"{where}: field 'train.loss_frames': dataset '{name}' declares no target frames; set "
                          "train.loss_frames: all")  # fmt: skip
@@ -273,18 +340,21 @@ def _check_training(suite: Suite, where: str) -> None:
 
 
 def _check_point(suite: Suite, label: str, variant: Suite, where: str) -> None:
-    """One sweep point's data config and sizes; in a data sweep the error names the swept data keys."""
-    at = f"{where} (sweep {label})"
+    """One sweep point's sizes; in a data sweep the error names the swept data keys."""
     try:
-        _check_sizes(variant, data_config(variant, at), at)
+        check_sizes(variant, f"{where} (sweep {label})")
     except SuiteError as e:
-        keys = data_sweep(suite)
-        if not keys:
-            raise
-        fields = ", ".join(f"'sweep.{k}'" for k in keys)
-        raise SuiteError(
-            f"{where}: field {fields}: the sweep point {label} does not fit: {str(e).removeprefix(at + ': ')}"
-        ) from None
+        raise _point_error(suite, label, e, where) from None
+
+
+def _point_error(suite: Suite, label: str, e: SuiteError, where: str) -> SuiteError:
+    """A sweep point's error; in a data sweep reworded to name the swept data keys, which the fix is in."""
+    keys, at = data_sweep(suite), f"{where} (sweep {label})"
+    if not keys:
+        return e
+    why = str(e).removeprefix(at + ": ").removeprefix("invalid suite:\n  ")
+    fields = ", ".join(f"'sweep.{k}'" for k in keys)
+    return SuiteError(f"{where}: field {fields}: the sweep point {label} does not fit: {why}")
 
 
 SWEEPABLE = ("model", "train", "diffusion", "data")  # a data point gets its own evaluation episodes
@@ -320,9 +390,9 @@ def _check_sweep_keys(suite: Suite, where: str) -> None:
 def variants(suite: Suite, where: str = "suite") -> list[tuple[str, Suite]]:
     """``(label, suite)`` for every combination of ``suite.sweep`` (one ``("", suite)`` without a sweep).
 
-    The label names the swept values by their last key, e.g. ``mode=chunk,window=4``; it becomes part
-    of each cell's name (:func:`rad_bench.results.parse_variant` reads it back). Rollout and metrics
-    cannot be swept. Every cell of one data point (:func:`data_variants`) is scored on the same
+    The label names the swept values by their last key, e.g. ``mode=chunk,window=4``; it becomes part of each
+    cell's name, and its rows carry the values themselves, a column per axis (:func:`rad_bench.plan.sweep_point`).
+    Rollout and metrics cannot be swept. Every cell of one data point (:func:`data_variants`) is scored on the same
     evaluation episodes; a data sweep's points each have their own."""
     if not suite.sweep:
         return [("", suite)]
@@ -335,89 +405,10 @@ def variants(suite: Suite, where: str = "suite") -> list[tuple[str, Suite]]:
         label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in pairs)
         raw = apply_overrides(base, [f"{k}={json.dumps(v)}" for k, v in pairs])
         try:
-            out.append((label, Suite(**raw)))
-        except ValidationError as e:
-            raise SuiteError(str(_explain(e, Suite, f"{where} (sweep {label})"))) from None
+            out.append((label, _suite(raw, f"{where} (sweep {label})")))
+        except SuiteError as e:
+            raise _point_error(suite, label, e, where) from None
     return out
-
-
-def _check_sizes(suite: Suite, data: Any, where: str) -> None:
-    """Sizes that depend on the data or the model preset: caught here, not minutes into a run."""
-    from rad_bench.data import DataError, takes_split
-
-    r, m = suite.rollout, suite.model
-    if r.split != "test" and not takes_split(DATASETS.get(suite.data["name"])):
-        raise SuiteError(
-            f"{where}: field 'rollout.split': data.name {suite.data['name']!r} draws no validation episodes (its "
-            "eval_set takes no split); use rollout.split: test, or give its eval_set a split (see data/synthetic.py)"
-        )
-    try:
-        data.check(_demand(suite))
-    except DataError as e:
-        raise SuiteError(f"{where}: {e}") from None
-    frame = getattr(data, "frame_size", None)  # None: as stored in the files, checked when the model is built
-    if frame is not None and frame % m.patch:
-        raise SuiteError(
-            f"{where}: data.frame_size ({frame}) is not a multiple of model.patch ({m.patch}): frames are cut "
-            "into patch x patch tokens; pick a model.patch that divides it"
-        )
-    dim, heads = int(m.dim or PRESETS[m.preset]["dim"]), int(m.heads or PRESETS[m.preset]["heads"])
-    if dim % heads or (dim // heads) % 4:
-        raise SuiteError(
-            f"{where}: model.dim ({dim}) / model.heads ({heads}) must be a whole multiple of 4 "
-            "(2-D RoPE splits each head in 4); change model.dim or model.heads"
-        )
-    _check_budget(suite, dim, heads, where)
-    if frame is not None:
-        check_memory(suite, int(frame), where, activations=suite.device == "cpu")
-
-
-def _check_budget(suite: Suite, dim: int, heads: int, where: str) -> None:
-    """Every constant-state block can meet ``model.state_budget`` (it sets their state knob, not the suite)."""
-    budget = suite.model.state_budget
-    if budget is None:
-        return
-    from rad_bench.block import fit_state  # imports torch: only for a suite that asks for a budget
-
-    for i, b in enumerate(suite.blocks):
-        cls = BLOCKS.get(b.name)
-        if cls.state_knob and cls.state_knob in b.kwargs:
-            raise SuiteError(f"{where}: field 'blocks[{i}].kwargs.{cls.state_knob}': model.state_budget sets it; "
-                             "drop one of the two")  # fmt: skip
-        if cls.state_growth == "constant":
-            try:
-                fit_state(cls, dim, heads, budget, b.kwargs)
-            except ValueError as e:
-                raise SuiteError(
-                    f"{where}: field 'model.state_budget': block '{b.display}' (blocks[{i}]) cannot meet "
-                    f"{budget} bytes per token: {e}; raise the budget or drop the block"
-                ) from None
-
-
-def check_memory(suite: Suite, frame: int, where: str, activations: bool) -> None:
-    """Refuse, before anything is allocated, a suite whose allocations cannot fit this machine's memory
-    together. Lower bounds: float32 frames and, with ``activations`` (the model trains in host memory, i.e.
-    on CPU), ~16 activations of width ``dim`` per token and layer kept for the backward pass; the noise
-    schedule's tables; and what the dataset holds (:meth:`rad_bench.data.DataConfig.footprint`)."""
-    m, t, r = suite.model, suite.train, suite.rollout
-    p = PRESETS[m.preset]
-    depth, dim, tokens = int(m.depth or p["depth"]), int(m.dim or p["dim"]), (frame // m.patch) ** 2
-    per_frame = 3 * frame**2 + (16 * depth * tokens * dim if activations else 0)
-    need = {
-        "train.batch_size x train.clip_len": 4.0 * t.batch_size * t.clip_len * per_frame,
-        "rollout.clips x (context + horizon)": 4.0 * r.clips * (r.context + r.horizon) * 3 * frame**2,
-        "diffusion.levels": 64.0 * suite.diffusion.levels,
-        **data_config(suite, where).footprint(_demand(suite)),
-    }
-    limits.check_memory(need, where, "data.frame_size, {field} or the model size")
-
-
-def _demand(suite: Suite) -> Any:
-    """What ``suite`` asks of its data (:class:`rad_bench.data.Demand`)."""
-    from rad_bench.data import Demand
-
-    r = suite.rollout
-    return Demand(suite.train.clip_len, r.context, r.horizon, r.clips, r.split, suite.train.batch_size)
 
 
 def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
-from rad_bench.config import (
-    BlockSpec,
-    Suite,
-    data_variants,
-    variants,
-)
+from rad_bench.config import BlockSpec, Suite, data_sweep, data_variants, resolved_dict, variants
 from rad_bench.reference import REFERENCES
 
 
@@ -26,6 +22,7 @@ class Cell:
     seed: int
     variant: str  # e.g. "mode=chunk"; "" without a sweep
     reference: bool = False  # a reference row (rad_bench.reference): scored, never trained
+    point: tuple[tuple[str, Any], ...] = ()  # the sweep values by dotted key, as the suite holds them (typed)
 
     @property
     def label(self) -> str:
@@ -49,12 +46,29 @@ def expand_cells(suite: Suite) -> list[Cell]:
         for seed in suite.seeds
         for label, ds in data_variants(suite)
         for cell in (
-            *(Cell(vs, spec, seed, v) for v, vs in points if vs.data == ds.data for spec in suite.blocks),
-            *(Cell(ds, spec, seed, label, reference=True) for spec in refs),
+            *(
+                Cell(vs, spec, seed, v, point=sweep_point(vs, suite.sweep))
+                for v, vs in points
+                if vs.data == ds.data
+                for spec in suite.blocks
+            ),
+            *(Cell(ds, spec, seed, label, reference=True, point=sweep_point(ds, data_sweep(suite))) for spec in refs),
         )
     ]
 
 
+def sweep_point(suite: Suite, keys: Any) -> tuple[tuple[str, Any], ...]:
+    """``(dotted key, value)`` of each sweep axis in ``keys``, read from ``suite`` (one sweep point, validated):
+    the values a cell's rows carry in a column per axis, so the report reads them as written."""
+    values = []
+    for key in keys:
+        node: Any = resolved_dict(suite)
+        for part in key.split("."):
+            node = node[part]
+        values.append((key, node))
+    return tuple(values)
+
+
 def data_key(suite: Suite) -> str:
     """Which data point a (swept) suite is at: its ``data:`` section as canonical JSON."""
-    return json.dumps(suite.data, sort_keys=True)
+    return json.dumps(suite.data.model_dump(mode="json"), sort_keys=True)

@@ -80,6 +80,39 @@ def parse_variant(variant: object) -> dict[str, int | float | str]:
     return {k: _number(v) for k, _, v in (pair.partition("=") for pair in pairs)}
 
 
+def sweep_point(row: Mapping[str, Any], sweep: Sequence[str] = ()) -> dict[str, int | float | str]:
+    """A metrics or leaderboard row's sweep values by each axis's last key (``{"slots": 4}``): from the row's own
+    column per axis, named by the dotted key (``data.slots``, written since cells carry their typed sweep point),
+    else, for a run written before, read back from its ``variant`` label (:func:`parse_variant`)."""
+    own = {k.split(".")[-1]: row[k] for k in sweep if k in row and not _missing(row[k])}
+    legacy = parse_variant(row.get("variant")) if len(own) < len(sweep) or not sweep else {}
+    return {**legacy, **{k: _value(v) for k, v in own.items()}}
+
+
+def _missing(v: object) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _value(v: Any) -> int | float | str:
+    """A sweep value as read from a CSV: a number as int when whole (pandas reads a column with gaps as float:
+    4096.0 -> 4096), anything else as :func:`_number` reads its text."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return v
+    return _number(str(v))
+
+
+def capacity_key(resolved: dict[str, Any]) -> str | None:
+    """The first ``data.*`` sweep axis whose values are all numbers, by its last key (``slots`` for
+    ``sweep: {data.slots: [2, 4, 8]}``, as in the ``variant`` column); None without one."""
+    for key, values in (resolved.get("sweep") or {}).items():
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values or [None])
+        if key.startswith("data.") and numeric:
+            return key.split(".")[-1]
+    return None
+
+
 class _Table(Protocol):
     def to_csv(self, *, index: bool) -> str: ...
 

@@ -23,20 +23,20 @@ import torch
 import yaml
 
 from rad_bench.build import make_dataset, make_model
-from rad_bench.config import BlockSpec, Suite, SuiteError, data_config, resolved_dict, validate, variants
+from rad_bench.config import BlockSpec, Suite, SuiteError, resolved_dict, validate, variants
 from rad_bench.data import EvalSet
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import VideoDiT
 from rad_bench.rundir import cell_done
 from rad_bench.train import TrainStats
 
-EVALUATION_ONLY = ("rollout", "metrics", "leaderboard", "name", "description", "sweep")
+EVALUATION_ONLY = ("rollout", "metrics", "metric_settings", "leaderboard", "name", "description", "sweep")
 
 
 def training_key(suite: Suite, spec: BlockSpec, seed: int) -> str:
     """16 hex digits naming what a cell's training depends on (see the module docstring)."""
     d = {k: v for k, v in resolved_dict(suite).items() if k not in EVALUATION_ONLY}
-    eval_only = data_config(suite).eval_only()
+    eval_only = suite.data.eval_only()
     d["data"] = {k: v for k, v in d["data"].items() if k not in eval_only}
     d["diffusion"] = {k: v for k, v in d["diffusion"].items() if k != "sampler_levels"}  # sampling only
     d["block"], d["seed"] = spec.model_dump(mode="json"), seed

@@ -23,12 +23,7 @@ from pathlib import Path
 from rad_bench import report as report_
 from rad_bench.build import check_blocks, make_dataset
 from rad_bench.cell import RunContext, eval_set_of, run_cell, run_reference_cell
-from rad_bench.config import (
-    Suite,
-    SuiteError,
-    check_memory,
-    data_config,
-)
+from rad_bench.config import Suite, SuiteError
 from rad_bench.data import Dataset
 from rad_bench.distributed import barrier, init_distributed, is_main, world_size
 from rad_bench.ops import check_kernels
@@ -40,6 +35,7 @@ from rad_bench.rundir import (
     run_locked,
     start_run_dir,
 )
+from rad_bench.sizes import check_memory
 from rad_bench.utils import (
     git_sha,
     resolve_device,
@@ -105,7 +101,7 @@ def run_suite(
     suite, limited = limit_train(suite, limit_steps)
     device = init_distributed(resolve_device(suite.device))  # cuda:LOCAL_RANK under torchrun
     check_kernels(device, suite.impl)
-    frame = getattr(data_config(suite), "frame_size", None)  # None: read from the files
+    frame = getattr(suite.data, "frame_size", None)  # None: read from the files
     if device == "cpu" and isinstance(frame, int):  # training activations then live in host memory too
         check_memory(suite, frame, "suite", activations=True)
     if suite.train.batch_size % world_size():

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rad_bench.dataconfig import DataConfig
 from rad_bench.metrics import get_metric
 from rad_bench.tags import Reach, tag_frames_with_gap
 
@@ -36,13 +37,13 @@ def score_frames(
     tags: list[list[tuple[str, int | None]]],  # (tag, gap) per clip and generated frame (frame_tags)
     *,
     metrics: list[str],
-    data: dict[str, Any] | None = None,
+    data: DataConfig | None = None,
     scored: Tensor | None = None,
 ) -> list[dict[str, Any]]:
     """One row per clip x frame x per-frame metric: ``clip, frame, tag, gap, metric, value, protocol,
     error``. ``frame`` counts generated frames from 0 (the first frame after the context); ``gap`` is
     the frames since the place was last shown in the context (empty for novel frames). ``data`` (the
-    suite's ``data:`` section) is passed to each metric's protocol (``recall_acc`` takes its chance
+    suite's typed ``data:`` config) is passed to each metric's protocol (``recall_acc`` takes its chance
     level from it). ``scored`` (``(N, horizon)`` bool, :attr:`rad_bench.data.EvalSet.scored`) adds a
     ``scored`` column (1/0): the leaderboard leaves the 0 rows out."""
     n, h = generated.shape[:2]

@@ -101,5 +101,3 @@ class RolloutCfg(Strict):
     )
     batch_size: int = Field(16, ge=1)
     sampling_steps: int = Field(10, ge=1)
-    fvd_bucket: int | None = Field(None, ge=9, description="also FVD per bucket of this many generated frames")
-    fvd_batches: int = Field(1, ge=1, description="FVD per batch of clips/fvd_batches videos (TECO: mean over batches)")

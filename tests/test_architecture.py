@@ -22,11 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation (torch-free)", ("rad_bench.utils", "rad_bench.tags", "rad_bench.registry", "rad_bench.suitefile",
                                  "rad_bench.model.presets", "rad_bench.results", "rad_bench.stats",
-                                 "rad_bench.completion", "rad_bench.schema", "rad_bench.limits",
+                                 "rad_bench.completion", "rad_bench.schema", "rad_bench.limits", "rad_bench.dataconfig",
                                  "rad_bench.distributed")),
     ("primitives", ("rad_bench.metrics", "rad_bench.data", "rad_bench.ops", "rad_bench.block", "rad_bench.model",
                     "rad_bench.reference", "rad_bench.batches")),
-    ("suite validation", ("rad_bench.config", "rad_bench.sections", "rad_bench.blockargs")),
+    ("suite validation", ("rad_bench.config", "rad_bench.sections", "rad_bench.blockargs", "rad_bench.sizes")),
     ("blocks", ("blocks",)),
     ("phases", ("rad_bench.rollout", "rad_bench.modes", "rad_bench.train", "rad_bench.score", "rad_bench.build",
                 "rad_bench.mqar", "rad_bench.curve", "rad_bench.plan")),
@@ -35,7 +35,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("benchmark", ("rad_bench.bench",)),
     ("entry points", ("rad_bench.cli", "rad_bench.__main__", "rad_bench.bench.__main__", "rad_bench")),
 ]  # fmt: skip
-TORCH_FREE = ("rad_bench.config", "rad_bench.sections", "rad_bench.report")  # importing these must never load torch
+TORCH_FREE = (
+    "rad_bench.config",
+    "rad_bench.sections",
+    "rad_bench.sizes",
+    "rad_bench.report",
+)  # importing these must never load torch
 
 
 def _modules() -> dict[str, Path]:

@@ -212,11 +212,43 @@ def test_unknown_names_suggest_the_closest(tmp_path, body, patterns):
         ),
         (["data.frame_size=18"], [r"data\.frame_size \(18\) is not a multiple of model\.patch \(4\)", "divides"]),
         (["model.heads=3"], [r"model\.dim \(32\) / model\.heads \(3\)", "change model.dim or model.heads"]),
-        (["rollout.fvd_bucket=10"], [r"field 'rollout\.fvd_bucket': 10 > rollout\.horizon \(6\)"]),
-        (["rollout.fvd_batches=2"], [r"field 'rollout\.fvd_batches': rollout\.clips \(3\) must be a multiple"]),
+        (["metric_settings.fvd.bucket=10"], [r"field 'metric_settings\.fvd\.bucket': 10 > rollout\.horizon \(6\)"]),
+        (["metric_settings.fvd.bucket=4"], [r"field 'metric_settings\.fvd\.bucket': 4 frames; I3D needs at least 9"]),
+        (
+            ["metric_settings.fvd.batches=2"],
+            [r"'metric_settings\.fvd\.batches': rollout\.clips \(3\) must be a multiple"],
+        ),
+        (["metric_settings.fvd.batches=0"], [r"field 'metric_settings\.fvd\.batches': Input should be greater than"]),
+        (
+            ["metric_settings.fvd.buckets=16"],
+            [r"field 'metric_settings\.fvd\.buckets': unknown key\. Did you mean: bucket"],
+        ),
+        (
+            ["metric_settings.fdv.bucket=16"],
+            [r"field 'metric_settings\.fdv': unknown metric 'fdv'\. Did you mean: fvd"],
+        ),
+        (["metric_settings.lpips.bucket=16"], [r"field 'metric_settings\.lpips': metric 'lpips' takes no settings"]),
+        (
+            ["rollout.fvd_bucket=16"],
+            [r"field 'rollout\.fvd_bucket': unknown key\. It moved to metric_settings\.fvd\.bucket"],
+        ),
         (["rollout.context=1", "rollout.horizon=4"], ["fvd needs episodes of >= 9 frames", r"rollout\.context"]),
     ],
-    ids=["window_gt_clip", "clip_gt_episode", "frame_vs_patch", "dim_vs_heads", "fvd_bucket", "fvd_batches", "fvd_len"],
+    ids=[
+        "window_gt_clip",
+        "clip_gt_episode",
+        "frame_vs_patch",
+        "dim_vs_heads",
+        "fvd_bucket",
+        "fvd_bucket_short",
+        "fvd_batches",
+        "fvd_batches_zero",
+        "fvd_typo",
+        "metric_typo",
+        "no_settings",
+        "moved_key",
+        "fvd_len",
+    ],
 )
 def test_impossible_sizes(tmp_path, sets, patterns):
     args = [a for s in sets for a in ("--set", s)]
@@ -229,7 +261,7 @@ def test_synthetic_rollout_may_outrun_episode_len(tmp_path):
     """Synthetic evaluation episodes are drawn at context + horizon frames: only training clips are
     bounded by ``data.episode_len``, so a long rollout is valid (that is the point of the bench)."""
     s = load_suite(FIXTURES / "tiny.yaml", ["rollout.horizon=40"])
-    assert s.rollout.context + s.rollout.horizon > s.data["episode_len"]
+    assert s.rollout.context + s.rollout.horizon > s.data.episode_len
 
 
 @pytest.mark.parametrize(

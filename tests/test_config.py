@@ -22,7 +22,7 @@ def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
 
 def test_include_and_defaults():
     s = load_suite(FIXTURES / "tiny.yaml")
-    assert s.name == "tiny" and s.model.window == 3 and s.data["frame_size"] == 16
+    assert s.name == "tiny" and s.model.window == 3 and s.data.frame_size == 16
     assert [b.name for b in s.blocks] == ["none", "full_attn"]
     assert s.diffusion.prediction == "v"  # default from the model, not the file
 
@@ -140,7 +140,7 @@ def test_data_sweep_points_and_their_data_part():
     assert [label for label, _ in variants(suite)] == expected
     points = data_variants(suite)  # the data axes alone, the other settings unswept (the reference rows)
     assert [label for label, _ in points] == ["slots=1", "slots=2"]
-    assert [s.data["slots"] for _, s in points] == [1, 2] and all(s.model.window == 3 for _, s in points)
+    assert [s.data.slots for _, s in points] == [1, 2] and all(s.model.window == 3 for _, s in points)
     assert data_variants(load_suite(RECALL, ["sweep={model.window: [2, 3]}"]))[0][0] == ""  # no data sweep
 
 

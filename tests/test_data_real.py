@@ -482,8 +482,8 @@ def test_suites_validate(suite, monkeypatch):
     """On a machine of the memory each is written for (the paper suite holds ~25 GiB of episodes in memory)."""
     monkeypatch.setattr("rad_bench.limits.machine_memory", lambda: 512 * 2**30)
     s = load_suite(SUITES / f"{suite}.yaml")
-    assert s.data["name"] in ("memory_maze", "crafter")
-    if s.data.get("task", "retrieval") == "retrieval":
+    assert s.data.name in ("memory_maze", "crafter")
+    if getattr(s.data, "task", "retrieval") == "retrieval":
         assert s.rollout.context >= 2
 
 

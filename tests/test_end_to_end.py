@@ -101,6 +101,7 @@ def test_sweep_runs_every_block_at_every_point(tmp_path):
     }
     modes = df.groupby("block")["train_mode"].first()
     assert modes["lstm_attn[mode=chunk]"] == "chunk" and modes["none[mode=frame]"] == "frame"
+    assert (df["train.mode"] == df["train_mode"]).all()  # the sweep value itself, in a column named by its key
     assert (df["clean_prefix"] == 0.5).all() and df["prefetch_grad"].all() and df["memory_action"].all()
     board = pd.read_csv(out / "leaderboard.csv")
     assert len(board) == 4 + 2
@@ -146,6 +147,9 @@ def test_references_run_once_per_data_point_and_seed():
     assert len(cells) == 2 * (2 * 2 * 2 + 2 * 2)  # seeds x (points x blocks + data points x references)
     learned = [c.variant for c in cells if not c.reference and c.seed == 0]
     assert learned[:4] == ["slots=1,window=2"] * 2 + ["slots=1,window=3"] * 2  # one data point after the other
+    # each cell carries its sweep values typed, read from its suite: the label is only its name
+    assert [c.point for c in cells if not c.reference and c.seed == 0][2] == (("data.slots", 1), ("model.window", 3))
+    assert refs[0].point == (("data.slots", 1),)
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +168,9 @@ def test_data_sweep_rows_per_point_with_their_own_references(recall_run):
     acc = df[df["metric"] == "recall_acc"]
     assert acc["protocol"].str.contains("chance=0.125").all()  # V = 8
     assert (acc.loc[acc["block"].str.startswith("recall_oracle"), "value"] == 1).all()
+    assert (df["data.slots"] == df["variant"].str.removeprefix("slots=").astype(int)).all()  # typed, per row
     board = pd.read_csv(recall_run / "leaderboard.csv").set_index("block")
+    assert board.loc["full_attn[slots=2]", "data.slots"] == 2  # carried into the leaderboard
     for k in (1, 2):  # paired with `none` at the same K, references too
         assert board.loc[f"full_attn[slots={k}]", "baseline"] == f"none[slots={k}]"
         assert board.loc[f"copy_last[slots={k}]", "baseline"] == f"none[slots={k}]"

@@ -239,8 +239,8 @@ def test_write_frames_below_slots_is_refused_and_named_in_the_checks():
 def test_protocol_states_the_exact_chance():
     spec = get_metric("recall_acc")
     assert "chance=0.03125" in spec.protocol()  # V = 32 by default
-    assert "chance=0.125" in spec.protocol(data={"name": "recall", "values": 8})
-    assert "chance=0.03125" in spec.protocol(data={"name": "recall"})
+    assert "chance=0.125" in spec.protocol(data=RecallConfig(name="recall", values=8))
+    assert "chance=0.03125" in spec.protocol(data=RecallConfig(name="recall"))
 
 
 def test_suite_sweeps_k_at_fixed_lengths():
@@ -249,7 +249,7 @@ def test_suite_sweeps_k_at_fixed_lengths():
     from rad_bench.config import load_suite, variants
 
     suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "recall.yaml")
-    assert suite.data["name"] == "recall" and "recall_acc" in suite.metrics
+    assert suite.data.name == "recall" and "recall_acc" in suite.metrics
     assert suite.sweep == {"data.slots": [2, 4, 8, 16]} and len(suite.seeds) == 3
     assert [b.name for b in suite.blocks] == ["none", "full_attn", "lstm_attn", "mamba2", "ttt", "frame_stack"]
     assert suite.leaderboard.sort_by == "recall_acc_revisit"
@@ -257,7 +257,7 @@ def test_suite_sweeps_k_at_fixed_lengths():
     assert [label for label, _ in points] == ["slots=2", "slots=4", "slots=8", "slots=16"]
     for _, v in points:  # the same clip, context and horizon at every K
         assert (v.train.clip_len, v.rollout.context, v.rollout.horizon) == (32, 24, 8)
-        assert RecallConfig(**{k: x for k, x in v.data.items() if k != "name"}).episode_len == 32
+        assert isinstance(v.data, RecallConfig) and v.data.episode_len == 32  # typed once, carried
 
 
 def test_train_slots_fixes_training_whatever_k():
@@ -310,7 +310,7 @@ def test_cells_that_differ_only_in_evaluation_share_one_training(tmp_path):
     from rad_bench.reuse import load_cell
 
     done = load_cell(swept, "none[slots=2]-s0", split="test")  # a swept cell comes back at its sweep point
-    assert done.suite.data["slots"] == 2 and done.diffusion.T == done.suite.diffusion.levels
+    assert done.suite.data.slots == 2 and done.diffusion.T == done.suite.diffusion.levels
     assert done.eval_set.frames.shape[:2] == (2, 6)  # clips x (context + horizon)
     ck = torch.load(swept / "checkpoints" / "none[slots=2]-s0.pt", map_location="cpu", weights_only=True)
     assert all(torch.equal(v, done.model.state_dict()[k]) for k, v in ck["model"].items())

@@ -471,6 +471,16 @@ def test_parse_variant_reads_the_swept_values():
     assert parse_variant("") == {} and parse_variant(np.nan) == {} and parse_variant(None) == {}
 
 
+def test_sweep_point_reads_the_rows_own_columns_before_the_label():
+    from rad_bench.results import sweep_point
+
+    row = pd.Series({"variant": "slots=4,state_budget=4096", "data.slots": 4, "model.state_budget": 4096.0})
+    assert sweep_point(row, ["data.slots", "model.state_budget"]) == {"slots": 4, "state_budget": 4096}
+    ref = pd.Series({"variant": "slots=4", "data.slots": 4, "model.state_budget": np.nan})  # a reference row
+    assert sweep_point(ref, ["data.slots", "model.state_budget"]) == {"slots": 4}
+    assert sweep_point(pd.Series({"variant": "slots=8"}), ["data.slots"]) == {"slots": 8}  # a run written before
+
+
 def _capacity_run(root: Path, sweep: str) -> Path:
     """A run swept over data.slots (2 and 8): none and full_attn, and a reference row per point."""
     cells = {

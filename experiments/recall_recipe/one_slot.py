@@ -46,7 +46,7 @@ def main() -> None:
         out = {}
         for k in (1, 2):
             cfg = data.cfg.model_copy(update={"slots": k})
-            out[k] = score(suite, model, d, DATASETS.get(suite.data["name"])(cfg, seed=0))
+            out[k] = score(suite, model, d, DATASETS.get(suite.data.name)(cfg, seed=0))
         print(f"{cell}\tK=1 {out[1]:.3f}\tK=2 {out[2]:.3f}", flush=True)
 
 

@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from rad_bench.build import make_model, reach_of
-from rad_bench.config import BlockSpec, data_config, validate
+from rad_bench.config import BlockSpec, validate
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.registry import DATASETS
 from rad_bench.results import parse_variant
@@ -37,7 +37,7 @@ def load(run: Path, cell: str):
         raw["data"]["slots"] = int(variant["slots"])
     suite = validate(raw)
     ck = torch.load(run / "checkpoints" / f"{cell}.pt", map_location="cpu", weights_only=True)
-    data = DATASETS.get(suite.data["name"])(data_config(suite), seed=0)
+    data = DATASETS.get(suite.data.name)(suite.data, seed=0)
     model = make_model(suite, BlockSpec(**ck["block"]), data, "cpu")
     model.load_state_dict(ck["model"])
     return suite, model.eval(), Diffusion.of(suite.diffusion), data

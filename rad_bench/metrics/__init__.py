@@ -7,6 +7,8 @@ implementation lazily as ``"module:function"`` (lm-eval style), so the report
 ``per_frame`` metrics map ``(pred, target): (N, c, H, W)`` in [-1, 1] to ``(N,)``; ``set`` metrics
 map two sets of videos ``(N, t, c, H, W)`` to one number. A spec's ``protocol_fn`` (also lazy) says
 what a number means (weights hash, sizes, counts): :meth:`MetricSpec.protocol` stamps it on every row.
+A metric with settings of its own declares their model (``settings``, e.g. :class:`SetSettings`), which a
+suite fills under ``metric_settings.<name>``; its ``check_fn`` sees the rollout and those settings.
 """
 
 from __future__ import annotations
@@ -16,7 +18,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from rad_bench.registry import METRICS, import_submodules, register_metric
+from rad_bench.schema import Strict
+
+
+class SetSettings(Strict):
+    """How a ``set`` metric is computed over a rollout's clips (TECO's FVD recipe): one value per batch of
+    ``clips / batches`` videos (the leaderboard shows mean ± stderr over batches), and with ``bucket`` also
+    one value per bucket of that many generated frames."""
+
+    bucket: int | None = Field(None, ge=1, description="also one value per bucket of this many generated frames")
+    batches: int = Field(1, ge=1, description="one value per batch of rollout.clips / batches videos")
 
 
 def _resolve(ref: str) -> Callable[..., Any]:
@@ -35,7 +49,8 @@ class MetricSpec:
     protocol_fn: str = ""  # "module:function" (**counts) -> the protocol string; "" for none
     bounds: tuple[float | None, float | None] = (None, None)  # the values it can take (None: unbounded)
     unit: str = ""  # for axis labels: "dB"
-    check_fn: str = ""  # "module:function" (rollout) raising ValueError when a suite's rollout cannot serve it
+    check_fn: str = ""  # "module:function" (rollout, settings) raising ValueError when a suite cannot serve it
+    settings: type[Strict] | None = None  # the metric's own settings (``metric_settings.<name>``); None: none
 
     def __post_init__(self) -> None:
         if self.scope not in ("per_frame", "set"):
@@ -44,11 +59,20 @@ class MetricSpec:
     def load(self) -> Callable[..., Any]:
         return _resolve(self.fn)
 
-    def check(self, rollout: Any) -> None:
-        """Refuse (ValueError naming the ``rollout.`` field and the fix) a rollout this metric cannot be computed
+    def check(self, rollout: Any, settings: Strict | None = None) -> None:
+        """Refuse (ValueError naming the field and the fix) a rollout and settings this metric cannot be computed
         on; checked when a suite is validated. Torch-free: ``check_fn`` lives in the metric's spec file."""
         if self.check_fn:
-            _resolve(self.check_fn)(rollout)
+            _resolve(self.check_fn)(rollout, self.configure(settings))
+
+    def configure(self, settings: Any = None) -> Strict | None:
+        """``settings`` (a mapping, or None for the defaults) validated by the metric's settings model; ValueError
+        for settings given to a metric that takes none. pydantic's ValidationError names the field."""
+        if self.settings is None:
+            if settings:
+                raise ValueError(f"metric '{self.name}' takes no settings; drop metric_settings.{self.name}")
+            return None
+        return settings if isinstance(settings, self.settings) else self.settings.model_validate(settings or {})
 
     def protocol(self, **counts: Any) -> str:
         """What a number of this metric means (weights hash, sizes, ``counts``): stamped on every row."""
@@ -71,9 +95,10 @@ class MetricSpec:
 def declare(
     name: str, higher_is_better: bool, scope: str, fn: str, description: str, protocol_fn: str = "", *,
     bounds: tuple[float | None, float | None] = (None, None), unit: str = "", check_fn: str = "",
+    settings: type[Strict] | None = None,
 ) -> MetricSpec:  # fmt: skip
     """Register a :class:`MetricSpec` under ``name`` (one call per file in ``rad_bench/metrics/specs/``)."""
-    spec = MetricSpec(name, higher_is_better, scope, fn, description, protocol_fn, bounds, unit, check_fn)
+    spec = MetricSpec(name, higher_is_better, scope, fn, description, protocol_fn, bounds, unit, check_fn, settings)
     return register_metric(name)(spec)
 
 

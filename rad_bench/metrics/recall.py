@@ -37,5 +37,5 @@ def recall_acc_protocol(**counts: object) -> str:
     """The protocol string of :func:`recall_acc` rows, with the exact chance level ``chance=<1/V>``:
     V from ``counts["data"]`` (the suite's ``data:`` section, passed by the runner), else the default 32."""
     data = counts.get("data")
-    v = int(data.get("values", MAX_VALUES)) if isinstance(data, dict) else MAX_VALUES
+    v = int(getattr(data, "values", MAX_VALUES))
     return f"nearest of {MAX_VALUES} value renderings, pixel L2; chance 1/V, V={v} (data.values): chance={1 / v:.6g}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from rad_bench.report.samples import TAG_COLORS  # noqa: E402
 from rad_bench.report.style import block_color, chance_line, legend_outside, line_styles  # noqa: E402
 from rad_bench.report.tables import flag, label_base, unit_of  # noqa: E402
 from rad_bench.report.views import byte_unit  # noqa: E402
-from rad_bench.results import TAGS, parse_variant, split_column  # noqa: E402
+from rad_bench.results import TAGS, split_column, sweep_point  # noqa: E402
 from rad_bench.utils import atomic_write_bytes  # noqa: E402
 
 
@@ -239,7 +240,7 @@ def chance_levels(df: pd.DataFrame, metric: str) -> list[float]:
     return sorted({float(m.group(1)) for t in texts if (m := CHANCE.search(t))})
 
 
-def capacity_points(table: pd.DataFrame, key: str, sort_by: str) -> pd.DataFrame:
+def capacity_points(table: pd.DataFrame, key: str, sort_by: str, sweep: Sequence[str] = ()) -> pd.DataFrame:
     """One row per leaderboard row with a number for ``key`` in its ``variant``: ``block``, ``series``
     (the label without the sweep values, plus the other swept values), ``x`` (its ``key`` value),
     ``y`` (``sort_by``), ``err`` (its 95% half-width) and ``reference``."""
@@ -248,7 +249,7 @@ def capacity_points(table: pd.DataFrame, key: str, sort_by: str) -> pd.DataFrame
         return pd.DataFrame(columns=cols)
     rows = []
     for _, r in table.iterrows():
-        point = parse_variant(r["variant"])
+        point = sweep_point(r, sweep)
         x = point.pop(key, None)
         if isinstance(x, (int, float)):
             rest = ",".join(f"{k}={v}" for k, v in point.items())
@@ -296,9 +297,11 @@ def _finish_capacity(ax: plt.Axes, sort_by: str, chances: list[float], title: st
     legend_outside(ax)
 
 
-def plot_capacity_vs_value(table: pd.DataFrame, df: pd.DataFrame, key: str, sort_by: str, out: Path) -> Path | None:
+def plot_capacity_vs_value(
+    table: pd.DataFrame, df: pd.DataFrame, key: str, sort_by: str, out: Path, sweep: Sequence[str] = ()
+) -> Path | None:
     """``sort_by`` vs the swept data value ``key`` (e.g. slots K) per block; ± 95% interval, chance line."""
-    points = capacity_points(table, key, sort_by)
+    points = capacity_points(table, key, sort_by, sweep)
     if points["x"].nunique() < 2:  # one swept value: the leaderboard holds it, a curve of one point says nothing
         return None
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
@@ -313,14 +316,20 @@ def plot_capacity_vs_value(table: pd.DataFrame, df: pd.DataFrame, key: str, sort
 
 
 def plot_capacity_vs_state(
-    table: pd.DataFrame, df: pd.DataFrame, eff: pd.DataFrame, key: str, sort_by: str, out: Path
+    table: pd.DataFrame,
+    df: pd.DataFrame,
+    eff: pd.DataFrame,
+    key: str,
+    sort_by: str,
+    out: Path,
+    sweep: Sequence[str] = (),
 ) -> Path | None:
     """``sort_by`` vs measured state bytes (``state_bytes_final`` of efficiency.csv, mean over a block's
     seeds) per block, one marker per block and ``key`` value, log x; references (no state) are skipped."""
     if "state_bytes_final" not in eff:
         return None
     state = eff.groupby("block")["state_bytes_final"].mean().rename("state")
-    points = capacity_points(table, key, sort_by).join(state, on="block")
+    points = capacity_points(table, key, sort_by, sweep).join(state, on="block")
     colors = _series_colors(points)
     points = points[~points["reference"].astype(bool) & points["state"].notna()]
     if points.empty:

@@ -10,7 +10,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pandas as pd
 
@@ -45,7 +45,7 @@ from rad_bench.report.views import (
     reference_note,
     unit_note,
 )
-from rad_bench.results import EFFICIENCY_CSV, METRICS_CSV, STATE_CSV, parse_variant, split_column
+from rad_bench.results import EFFICIENCY_CSV, METRICS_CSV, STATE_CSV, capacity_key, split_column, sweep_point
 from rad_bench.schema import safe_name
 
 
@@ -108,17 +108,8 @@ class RunReport:
     baseline: str | None = None  # the block every other block is paired against; None: no comparison
     figures: dict[str, Path] = field(default_factory=dict)
     capacity: str | None = None  # the numeric data sweep's key (``slots``): the Capacity figures; None: none
+    sweep: tuple[str, ...] = ()  # the suite's sweep axes by dotted key (``data.slots``): each a column of the rows
     record: header.Record | None = None  # how it was run (argv.txt, env.json, the suite file): the report's header
-
-
-def capacity_key(resolved: dict[str, Any]) -> str | None:
-    """The first ``data.*`` sweep axis whose values are all numbers, by its last key (``slots`` for
-    ``sweep: {data.slots: [2, 4, 8]}``, as in the ``variant`` column); None without one."""
-    for key, values in (resolved.get("sweep") or {}).items():
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values or [None])
-        if key.startswith("data.") and numeric:
-            return key.split(".")[-1]
-    return None
 
 
 def _suite_of(run_dir: Path, df: pd.DataFrame) -> str:
@@ -153,7 +144,7 @@ def load_run(run_dir: Path, sort_by: str | None = None, baseline: str | None = N
     metrics = list(dict.fromkeys(df["metric"]))
     suite = _suite_of(run_dir, df)
     return RunReport(run_dir, suite, df, table, unit, metrics, sort_by, base, capacity=capacity_key(resolved),
-                     record=record)  # fmt: skip
+                     sweep=tuple(resolved.get("sweep") or ()), record=record)  # fmt: skip
 
 
 def _check_metric_names(path: Path, df: pd.DataFrame) -> None:
@@ -229,7 +220,7 @@ def _sample_point(run: RunReport) -> tuple[set[str] | None, str]:
     (each value has its own ground truth), else every block (``None``, "")."""
     if not run.capacity or "variant" not in run.table:
         return None, ""
-    values = run.table["variant"].map(lambda v: parse_variant(v).get(str(run.capacity)))
+    values = run.table.apply(lambda r: sweep_point(r, run.sweep).get(str(run.capacity)), axis=1)
     top = max((v for v in values if isinstance(v, (int, float))), default=None)
     if top is None:
         return None, ""
@@ -239,11 +230,14 @@ def _sample_point(run: RunReport) -> tuple[set[str] | None, str]:
 def _capacity_figures(run: RunReport, fig_dir: Path) -> dict[str, Path | None]:
     """The sort metric vs the swept data value, and vs measured state bytes (needs efficiency.csv)."""
     key, eff = str(run.capacity), _read_efficiency(run)
-    figs = {"capacity": plot_capacity_vs_value(run.table, run.df, key, run.sort_by, fig_dir / f"capacity_vs_{key}")}
+    capacity = plot_capacity_vs_value(run.table, run.df, key, run.sort_by, fig_dir / f"capacity_vs_{key}", run.sweep)
+    figs = {"capacity": capacity}
     if eff is not None:
         figs["capacity_state"] = optional(
             "capacity vs state figure",
-            lambda: plot_capacity_vs_state(run.table, run.df, eff, key, run.sort_by, fig_dir / "capacity_vs_state"),
+            lambda: plot_capacity_vs_state(
+                run.table, run.df, eff, key, run.sort_by, fig_dir / "capacity_vs_state", run.sweep
+            ),  # fmt: skip
         )
     return figs
 

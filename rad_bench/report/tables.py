@@ -38,6 +38,7 @@ def unit_of(df: pd.DataFrame) -> str:
 def _info(df: pd.DataFrame) -> pd.DataFrame:
     """Per-block descriptive columns; optional ones only when metrics.csv has them."""
     cols = [c for c in ("block_name", *CARRY, "reference", "params_total", "params_block", "impl") if c in df]
+    cols += [c for c in df.columns if "." in c]  # a column per sweep axis (``data.slots``), as the cells wrote it
     info = df.groupby("block").agg(**{c: (c, "first") for c in cols}, seeds=("seed", "nunique"))
     if "reference" in info:
         info["reference"] = flag(info["reference"])
