@@ -411,6 +411,21 @@ def variants(suite: Suite, where: str = "suite") -> list[tuple[str, Suite]]:
     return out
 
 
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """A suite mapping as an earlier rad-bench wrote it (a run's suite.resolved.yaml) in today's schema:
+    ``rollout.fvd_bucket`` / ``fvd_batches`` become ``metric_settings.fvd.bucket`` / ``batches``. A suite file a
+    user writes is not migrated: its old keys are errors that say where they moved."""
+    rollout = dict(raw.get("rollout") or {})
+    if "fvd_bucket" not in rollout and "fvd_batches" not in rollout:
+        return raw
+    defaults = {"bucket": None, "batches": 1}  # what the old fields held unless set: today's defaults, not written
+    moved = {k: v for k in defaults if (v := rollout.pop(f"fvd_{k}", defaults[k])) != defaults[k]}
+    out = {**raw, "rollout": rollout}
+    if moved and "fvd" in (raw.get("metrics") or []):
+        out["metric_settings"] = {**(raw.get("metric_settings") or {}), "fvd": moved}
+    return out
+
+
 def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     """Read, include, override and validate a suite file."""
     path = Path(path)

@@ -36,7 +36,7 @@ import yaml
 from filelock import FileLock, Timeout
 
 from rad_bench.completion import check_cell, set_aside, write_record
-from rad_bench.config import Suite, SuiteError, resolved_dict
+from rad_bench.config import Suite, SuiteError, migrate, resolved_dict, validate
 from rad_bench.distributed import barrier, broadcast_object, is_main
 from rad_bench.utils import atomic_write_text, check_tree, env_info, git_sha, write_json
 
@@ -49,11 +49,25 @@ def resolved_yaml(suite: Suite, limited: bool) -> str:
     return yaml.safe_dump(d, sort_keys=False)
 
 
+def same_suite(stored: str, text: str) -> bool:
+    """Does ``stored`` (a run's suite.resolved.yaml) name the suite that ``text`` does: the same text, or, written
+    by an earlier rad-bench, the same suite once read in today's schema (:func:`rad_bench.config.migrate`,
+    then validated: e.g. ``data:`` as written then, with its defaults now)?"""
+    if stored == text:
+        return True
+    try:
+        raw = yaml.safe_load(stored)
+        limited = bool(raw.pop("limited", False))
+        return resolved_yaml(validate(migrate(raw), "suite.resolved.yaml"), limited) == text
+    except (SuiteError, ValueError, TypeError, AttributeError, yaml.YAMLError):
+        return False
+
+
 def latest_matching(root: Path, text: str) -> Path | None:
-    """The newest run folder under ``root`` whose suite.resolved.yaml is ``text``."""
+    """The newest run folder under ``root`` whose suite.resolved.yaml names the suite ``text`` does."""
     for d in sorted(root.glob("*/"), reverse=True):
         f = d / "suite.resolved.yaml"
-        if f.is_file() and f.read_text() == text:
+        if f.is_file() and same_suite(f.read_text(), text):
             return d
     return None
 
@@ -93,7 +107,7 @@ def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: b
             f"{run_dir}: is not empty and is not a run folder (no suite.resolved.yaml), so its files could be "
             "overwritten; pass a new or empty folder to --run-dir"
         )
-    if existing.is_file() and existing.read_text() != text:
+    if existing.is_file() and not same_suite(existing.read_text(), text):
         raise SuiteError(
             f"{run_dir}: holds results of a different suite configuration (see {existing}); "
             "use a new --run-dir or restore the same suite and overrides"

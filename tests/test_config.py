@@ -169,3 +169,17 @@ def test_data_sweep_errors_name_the_sweep_key(sweep, expect):
 def test_data_sweep_without_write_frames_says_how_to_fix_the_lengths():
     with pytest.raises(SuiteError, match=r"'sweep\.data\.slots': the sweep point slots=1 .*data\.write_frames"):
         load_suite(RECALL, ["data.write_frames=null"])
+
+
+def test_migrate_moves_fvd_settings_of_an_earlier_resolved_suite():
+    from rad_bench.config import migrate
+
+    old = {"metrics": ["psnr", "fvd"], "rollout": {"horizon": 16, "fvd_bucket": 9, "fvd_batches": 1}}
+    assert migrate(old) == {
+        "metrics": ["psnr", "fvd"],
+        "rollout": {"horizon": 16},
+        "metric_settings": {"fvd": {"bucket": 9}},
+    }
+    assert migrate({"metrics": ["psnr"], "rollout": {"fvd_bucket": None, "fvd_batches": 1}}) == {
+        "metrics": ["psnr"], "rollout": {}}  # fmt: skip
+    assert migrate({"rollout": {"horizon": 4}}) == {"rollout": {"horizon": 4}}  # today's form: unchanged

@@ -23,7 +23,8 @@ from rad_bench.rundir import resolved_yaml
 from rad_bench.runner import run_suite
 from rad_bench.train import CheckpointError
 
-BASE = Path(__file__).parent / "fixtures" / "suites" / "_tiny_base.yaml"
+FIXTURES = Path(__file__).parent / "fixtures" / "suites"
+BASE = FIXTURES / "_tiny_base.yaml"
 CELLS = ["none-s0", "full_attn-s0"]
 STEPS = 24
 SUITE = f"""include: {BASE}
@@ -211,3 +212,29 @@ def test_damaged_finished_cell_is_set_aside_and_run_again(suite_file, reference,
     assert len(list((run_dir / "damaged").glob("none-s0-*/cells/none-s0/metrics.csv"))) == 1  # kept, not deleted
     assert_same(reference, run_dir)
     assert (cell / "done.json").is_file()
+
+
+def test_a_run_written_by_an_earlier_version_is_still_resumed(tmp_path):
+    """A suite.resolved.yaml written before ``data:`` was typed (the mapping as written, no defaults) and before
+    FVD's settings were its own (``rollout.fvd_bucket``/``fvd_batches``) names the same suite: --resume finds
+    it; a different suite in that old form does not match."""
+    import yaml
+
+    from rad_bench.config import resolved_dict
+    from rad_bench.rundir import latest_matching, prepare_run_dir
+
+    suite = load_suite(FIXTURES / "tiny.yaml")
+    old = resolved_dict(suite)
+    old["data"] = {"name": "synthetic", **suite.data.model_dump(exclude_defaults=True)}  # as written, no defaults
+    old["rollout"] |= {"fvd_bucket": None, "fvd_batches": 1}
+    old.pop("metric_settings")
+    old["limited"] = False
+    run = tmp_path / "tiny" / "20250101-000000-abcdef0"
+    run.mkdir(parents=True)
+    (run / "suite.resolved.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    text = resolved_yaml(suite, limited=False)
+    assert latest_matching(tmp_path / "tiny", text) == run
+    assert prepare_run_dir(suite, None, True, False, tmp_path) == run  # resumed, its record now in today's form
+    assert (run / "suite.resolved.yaml").read_text() == text
+    other = resolved_yaml(load_suite(FIXTURES / "tiny.yaml", ["seeds=[5]"]), limited=False)
+    assert latest_matching(tmp_path / "tiny", other) is None
