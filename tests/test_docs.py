@@ -3,8 +3,11 @@
 pytest tests/test_docs.py
 """
 
+import importlib.util
 import re
 from pathlib import Path
+
+import pytest
 
 from rad_bench.build import make_dataset, model_config
 from rad_bench.config import load_suite
@@ -51,3 +54,17 @@ def test_readme_is_a_front_page():
     assert len(lines) <= 200, f"README.md is {len(lines)} lines; move detail into a docs/ page"
     for page in ("results.md", "usage.md", "method.md", "efficiency.md"):
         assert f"(docs/{page})" in "\n".join(lines), f"README.md does not link docs/{page}"
+
+
+EXPERIMENTS = sorted((ROOT / "experiments").rglob("*.py"))
+
+
+@pytest.mark.parametrize("script", EXPERIMENTS, ids=[str(p.relative_to(ROOT / "experiments")) for p in EXPERIMENTS])
+def test_every_experiment_script_imports(script, monkeypatch):
+    """Each diagnostic under experiments/ imports (its imports resolve against today's package; importing runs
+    nothing: work starts under ``if __name__ == "__main__"``), with its own folder on the path as when run."""
+    monkeypatch.syspath_prepend(str(script.parent))
+    spec = importlib.util.spec_from_file_location(f"experiment_{script.stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.__doc__, f"{script}: say in a docstring what it measures and how to run it"
