@@ -61,7 +61,7 @@ def summary(cm: pd.DataFrame, dim: int, heads: int) -> pd.DataFrame:
     rows = []
     for label, g in cm[COLUMN].groupby(level="block"):
         m = LABEL.match(str(label))
-        if not m:
+        if not m or m["block"] not in BLOCKS:  # references (copy_last, recall_oracle) carry no state
             continue
         per_seed = g.groupby(level="seed").mean()
         budget = int(m["budget"]) if m["budget"] else None

@@ -64,7 +64,7 @@ def read_csv_checked(
     """``path`` as a table with at least one row, the ``required`` columns, and numbers (or blanks) in the
     ``numeric`` ones; anything else is a :class:`ReportError` naming the file, what is wrong and ``fix``."""
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, low_memory=False)  # one dtype per column, not per chunk
     except pd.errors.EmptyDataError:
         raise ReportError(f"{path}: is empty; {fix}") from None
     except (ValueError, UnicodeDecodeError) as e:  # pandas' ParserError is a ValueError
