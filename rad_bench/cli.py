@@ -101,36 +101,31 @@ def run(
     helper: Annotated[bool, typer.Option(hidden=True, help="a --workers helper: record no command line")] = False,
 ) -> None:
     """Train, roll out and score every block x seed of a suite, then write the leaderboard."""
-    from rad_bench.config import load_suite
     from rad_bench.distributed import close_distributed, is_main
-    from rad_bench.launch import worker_threads
-    from rad_bench.utils import set_threads
+    from rad_bench.kinds import load
 
     _check_environment()
-    if _is_mqar(suite):
-        with _boundary(suite):
-            set_threads(worker_threads(1, threads))
-            out = _run_mqar(suite, set_ or [], results)
-        typer.echo((out / "mqar.md").read_text())
-        typer.echo(f"results: {out}")
-        return
+    where = {"run_dir": run_dir, "resume": resume, "limit_steps": limit_steps, "results_root": results}
     with _boundary(suite):
-        s = load_suite(suite, set_ or [])
-        workers, threads = _processes(s, workers, threads, launcher)
-        where = {"run_dir": run_dir, "resume": resume, "limit_steps": limit_steps, "results_root": results}
-        out = _start(s, suite, set_ or [], where, progress=progress, report=report, workers=workers,
-                     launcher=launcher, threads=threads, record=not helper)  # fmt: skip
+        kind, s = load(suite, set_ or [])
+        if kind.name == "mqar":  # a token suite: one process, no cluster jobs
+            out = _start_tokens(s, where, progress=progress, workers=workers, launcher=launcher, threads=threads)
+        else:
+            workers, threads = _processes(s, workers, threads, launcher)
+            out = _start(s, suite, set_ or [], where, progress=progress, report=report, workers=workers,
+                         launcher=launcher, threads=threads, record=not helper)  # fmt: skip
         if is_main() and report:  # under torchrun one process reports
             from rad_bench import report as rep
 
-            typer.echo(rep.terminal(rep.load_run(out), wide=wide))
+            text = (out / "leaderboard.md").read_text() if kind.name == "mqar" else None
+            typer.echo(text or rep.terminal(rep.load_run(out), wide=wide))
             typer.echo(f"results: {out}")
     close_distributed()
 
 
 @contextmanager
 def _boundary(suite: Path | None = None, errors: tuple[type[Exception], ...] | None = None) -> Iterator[None]:
-    """The one error boundary of ``run`` (video and token suites alike) and ``report``: bad input or state, a
+    """The one error boundary of ``run`` (every suite kind) and ``report``: bad input or state, a
     full or read-only disk, a path the locale cannot write and Ctrl-C end with one line naming the file and
     the fix, exit code 2, no traceback. ``suite``: the file every message starts with (``run``); ``errors``:
     the expected ones (default :func:`_expected_errors`, which imports torch; ``report`` names its own)."""
@@ -183,27 +178,17 @@ def _start(s: Any, path: Path, overrides: list[str], where: dict[str, Any], *, p
                      helpers=helpers if workers > 1 else None, record=record)  # fmt: skip
 
 
-def _is_mqar(path: Path) -> bool:
-    """A token-level MQAR calibration suite (``kind: mqar``) rather than a video suite."""
-    from rad_bench.suitefile import SuiteError, read_with_includes
+def _start_tokens(s: Any, where: dict[str, Any], *, progress: bool, workers: int | None, launcher: str,
+                  threads: int | None) -> Path:  # fmt: skip
+    """Run a token suite (``kind: mqar``, :mod:`rad_bench.token_run`) here, in one process."""
+    from rad_bench.launch import LaunchError, worker_threads
+    from rad_bench.token_run import run_token_suite
+    from rad_bench.utils import set_threads
 
-    try:
-        return read_with_includes(path).get("kind") == "mqar"
-    except (SuiteError, AttributeError):
-        return False  # the video suite loader reports the problem with the file and the fix
-
-
-def _run_mqar(path: Path, overrides: list[str], results: Path) -> Path:
-    """Train the blocks as sequence mixers of a tiny token model on MQAR (rad_bench.mqar); its run folder
-    is named and checked as a video suite's (:func:`rad_bench.rundir.new_run_dir`)."""
-    from rad_bench.mqar.config import load_mqar
-    from rad_bench.mqar.run import run_mqar
-    from rad_bench.rundir import new_run_dir
-
-    cfg = load_mqar(path, overrides)
-    out = new_run_dir(results, cfg.name)
-    run_mqar(cfg, out)
-    return out
+    if launcher != "none" or (workers or 1) > 1:
+        raise LaunchError("a token suite (kind: mqar) runs in one process; drop --workers and --launcher")
+    set_threads(worker_threads(1, threads))
+    return run_token_suite(s, **where, argv=sys.argv, progress=progress)
 
 
 @app.command()
@@ -215,15 +200,12 @@ def validate(
     """Load and resolve a suite without running anything; print the resolved YAML."""
     import yaml
 
-    from rad_bench.config import SuiteError, load_suite, resolved_dict
+    from rad_bench.config import SuiteError
+    from rad_bench.kinds import load
 
     try:
-        if _is_mqar(suite):
-            from rad_bench.mqar.config import load_mqar
-
-            resolved = load_mqar(suite, set_ or []).model_dump(mode="json")
-        else:
-            resolved = resolved_dict(load_suite(suite, set_ or []))
+        kind, s = load(suite, set_ or [])
+        resolved = kind.resolved(s)
     except SuiteError as e:
         _fail(str(e))
         return

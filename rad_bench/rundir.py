@@ -14,9 +14,10 @@ Layout of a run folder ``results/<suite>/<YYYYmmdd-HHMMSS>-<sha7>/``::
 
 A cell is done once its completion record ``cells/<cell>/done.json`` (written last: the row count
 and a checksum of each of the cell's files) verifies (:mod:`rad_bench.completion`); a damaged cell
-is set aside under ``damaged/`` and computed again. A folder holds one suite configuration:
-``suite.resolved.yaml`` must match to write into it. Every file is written atomically (temp file +
-rename); a process killed mid-write leaves only temp files, removed under the cell's lock. No symlink
+is set aside under ``damaged/`` and computed again. A folder holds one suite configuration, of either
+kind (:mod:`rad_bench.kinds`; a token suite's cells are ``<block>-s<seed>`` with metrics.csv and done.json and no
+checkpoints or samples): ``suite.resolved.yaml`` must match to write into it. Every file is written atomically (temp
+file + rename); a process killed mid-write leaves only temp files, removed under the cell's lock. No symlink
 under a run folder may point outside it (:func:`rad_bench.utils.check_tree`, whenever a run starts or
 resumes and before a report writes), so nothing is written elsewhere, whatever the subfolder.
 """
@@ -32,35 +33,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from filelock import FileLock, Timeout
 
 from rad_bench.completion import check_cell, set_aside, write_record
-from rad_bench.config import Suite, SuiteError, migrate, resolved_dict, validate
+from rad_bench.config import SuiteError
 from rad_bench.distributed import barrier, broadcast_object, is_main
+from rad_bench.kinds import AnySuite, resolved_yaml, same_suite
 from rad_bench.utils import atomic_write_text, check_tree, env_info, git_sha, write_json
 
 T = TypeVar("T")
-
-
-def resolved_yaml(suite: Suite, limited: bool) -> str:
-    d = resolved_dict(suite)
-    d["limited"] = limited
-    return yaml.safe_dump(d, sort_keys=False)
-
-
-def same_suite(stored: str, text: str) -> bool:
-    """Does ``stored`` (a run's suite.resolved.yaml) name the suite that ``text`` does: the same text, or, written
-    by an earlier rad-bench, the same suite once read in today's schema (:func:`rad_bench.config.migrate`,
-    then validated: e.g. ``data:`` as written then, with its defaults now)?"""
-    if stored == text:
-        return True
-    try:
-        raw = yaml.safe_load(stored)
-        limited = bool(raw.pop("limited", False))
-        return resolved_yaml(validate(migrate(raw), "suite.resolved.yaml"), limited) == text
-    except (SuiteError, ValueError, TypeError, AttributeError, yaml.YAMLError):
-        return False
 
 
 def latest_matching(root: Path, text: str) -> Path | None:
@@ -91,7 +72,7 @@ def new_run_dir(results_root: Path, name: str) -> Path:
     return run_dir
 
 
-def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: bool, results_root: Path) -> Path:
+def prepare_run_dir(suite: AnySuite, run_dir: Path | None, resume: bool, limited: bool, results_root: Path) -> Path:
     """Pick (or create) the run folder; refuse to mix results of a different suite into it."""
     text = resolved_yaml(suite, limited)
     suite_root = results_root / suite.name
@@ -119,7 +100,7 @@ def prepare_run_dir(suite: Suite, run_dir: Path | None, resume: bool, limited: b
 
 
 def start_run_dir(
-    suite: Suite, run_dir: Path | None, resume: bool, limited: bool, results_root: Path, argv: list[str] | None,
+    suite: AnySuite, run_dir: Path | None, resume: bool, limited: bool, results_root: Path, argv: list[str] | None,
     device: str, record: bool = True,
 ) -> Path:  # fmt: skip
     """:func:`prepare_run_dir`, then record the command line (``argv.txt``: one line added per start, the

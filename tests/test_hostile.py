@@ -68,7 +68,53 @@ def test_a_token_suite_runs_into_its_run_folder(tmp_path):
     res = mqar(tmp_path)
     assert res.exit_code == 0, res.output
     (run_dir,) = (tmp_path / "results" / "mq").iterdir()
-    assert (run_dir / "mqar.csv").is_file()
+    assert "kind: mqar" in (run_dir / "suite.resolved.yaml").read_text()
+    assert check_cell(run_dir, "none-s0").state == "done" and (run_dir / "metrics.csv").is_file()
+    assert "| none |" in res.output and "| none |" in (run_dir / "leaderboard.md").read_text()
+
+
+def test_a_token_suite_resumes_and_reports_like_a_video_suite(tmp_path):
+    assert mqar(tmp_path, "--set", "seeds=[0, 1]").exit_code == 0
+    (run_dir,) = (tmp_path / "results" / "mq").iterdir()
+    first = pd.read_csv(run_dir / "metrics.csv").drop(columns="train_s")
+    (run_dir / "cells" / "none-s1" / "done.json").unlink()  # as if killed before its record
+    (run_dir / "cells" / "none-s1" / "metrics.csv").unlink()
+    res = mqar(tmp_path, "--set", "seeds=[0, 1]", "--resume")
+    assert res.exit_code == 0, res.output
+    assert "(1 of 2 cells to run)" in res.output
+    again = pd.read_csv(run_dir / "metrics.csv").drop(columns="train_s")  # train_s: wall seconds
+    pd.testing.assert_frame_equal(again, first)  # training is seeded: the same rows again
+    (run_dir / "leaderboard.md").unlink()
+    rep = cli.invoke(app, ["report", str(run_dir)])
+    assert rep.exit_code == 0, rep.output
+    assert "| none |" in (run_dir / "leaderboard.md").read_text() and (run_dir / "report.html").is_file()
+    other = mqar(tmp_path, "--set", "seeds=[0, 1]", "--set", "steps=3", "--run-dir", str(run_dir))
+    assert_refused(other, "holds results of a different suite configuration")
+
+
+def test_a_token_run_is_not_combined_with_video_runs(tmp_path):
+    assert mqar(tmp_path).exit_code == 0
+    (run_dir,) = (tmp_path / "results" / "mq").iterdir()
+    res = cli.invoke(app, ["report", str(run_dir), str(finished_run(tmp_path)), "--out", str(tmp_path / "both")])
+    assert_refused(res, r"a token suite.s run \(kind: mqar\)", "writes its own report")
+
+
+@pytest.mark.parametrize("args, patterns", [
+    (["--set", "kind=audio"], ["field 'kind'", "'audio' is not a suite kind", "video, mqar"]),
+    (["--workers", "2"], ["runs in one process", "drop --workers"]),
+])  # fmt: skip
+def test_a_token_suite_kind_and_processes_are_checked(tmp_path, args, patterns):
+    assert_refused(mqar(tmp_path, *args), *patterns)
+    assert not (tmp_path / "results").exists()
+
+
+def test_validate_reads_either_kind_through_one_loader(tmp_path):
+    p = tmp_path / "mq.yaml"
+    p.write_text(MQAR)
+    res = cli.invoke(app, ["validate", str(p)])
+    assert res.exit_code == 0 and "kind: mqar" in res.output and "seq_len: 8" in res.output
+    video = cli.invoke(app, ["validate", str(TINY), "--set", "kind=video"])
+    assert video.exit_code == 0 and "kind:" not in video.output.split("ok")[0]  # the default kind is not written
 
 
 @pytest.mark.parametrize("name", ["../../escape", "/tmp/abs-mq", "a/b", ".."])

@@ -6,12 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
-from rad_bench.mqar import MQARConfig, load_mqar, make_mqar, run_mqar, stream
+from rad_bench.mqar import MQARConfig, load_mqar, make_mqar, stream
 from rad_bench.mqar.data import IGNORE, PAD, SPLIT
 from rad_bench.mqar.run import choose_lr
 from rad_bench.mqar.train import build_model, score, train
 from rad_bench.registry import BLOCKS
 from rad_bench.suitefile import SuiteError
+from rad_bench.token_run import run_mqar
 
 KV, VV = 16, 8  # key and value vocabularies of the small cases
 
@@ -144,14 +145,18 @@ def test_suite_file_loads():
 
 def test_run_mqar_writes_outputs(tmp_path):
     cfg = _tiny(blocks=["none", "full_attn"], seeds=[0, 1], steps=2)
-    df = run_mqar(cfg, tmp_path)
+    df = run_mqar(cfg, tmp_path)  # the run folder layout every suite shares
     assert len(df) == 2 * 2 * 2
-    csv = pd.read_csv(tmp_path / "mqar.csv")
+    csv = pd.read_csv(tmp_path / "metrics.csv")
     for col in ["block", "K", "seed", "accuracy", "chance", "params", "steps", "lr"]:
         assert col in csv.columns
-    md = (tmp_path / "mqar.md").read_text()
+    cells = sorted(p.name for p in (tmp_path / "cells").iterdir())
+    assert cells == ["full_attn-s0", "full_attn-s1", "none-s0", "none-s1"]
+    assert all((tmp_path / "cells" / c / "done.json").is_file() for c in ("none-s0", "full_attn-s1"))
+    md = (tmp_path / "leaderboard.md").read_text()
     assert "| full_attn |" in md and "±" in md
-    assert (tmp_path / "mqar_acc_vs_k.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "figures" / "mqar_acc_vs_k.png").read_bytes()[:4] == b"\x89PNG"
+    assert "full_attn" in (tmp_path / "report.html").read_text()
 
 
 def test_choose_lr_needs_a_margin_over_the_default():

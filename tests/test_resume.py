@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from rad_bench.config import load_suite
-from rad_bench.rundir import resolved_yaml
+from rad_bench.kinds import resolved_yaml
 from rad_bench.runner import run_suite
 from rad_bench.train import CheckpointError
 

@@ -23,8 +23,8 @@ import pandas as pd  # noqa: E402
 from scipy.stats import t as student_t  # noqa: E402
 
 from rad_bench.mqar.config import load_mqar  # noqa: E402
-from rad_bench.mqar.run import run_mqar  # noqa: E402
 from rad_bench.report.style import block_color  # noqa: E402
+from rad_bench.token_run import run_mqar  # noqa: E402
 
 SUITE = Path(__file__).parents[2] / "suites" / "mqar.yaml"
 BUDGETS = (1536, 3072, 6144, 12288, 24576)  # 16x; mamba2's smallest state is 1048 bytes per layer and token
@@ -56,10 +56,8 @@ def blocks_at(budget: int, overrides: list[str]) -> tuple[list[str], dict[str, i
 
 def _one(out: Path, budget: int | None, overrides: list[str]) -> pd.DataFrame:
     """One budget's MQAR run (constant-state blocks), or full attention and `none` unbudgeted (``budget=None``).
-    A finished run folder (its ``mqar_suite.json`` written) is read back instead of trained again."""
+    Its run folder resumes: finished cells are read back, not trained again."""
     name = "unbudgeted" if budget is None else f"budget_{budget}"
-    if (out / name / "mqar_suite.json").is_file():
-        return pd.read_csv(out / name / "mqar.csv").assign(budget=budget)
     if budget is None:
         cfg = load_mqar(SUITE, [*overrides, "blocks=[full_attn, none]"])
     else:

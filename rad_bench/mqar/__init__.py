@@ -2,15 +2,23 @@
 as the only sequence mixer of a tiny token model trained on multi-query associative recall. Shows
 whether each block can learn recall at all, apart from the video model.
 
-``python -m rad_bench.mqar suites/mqar.yaml --out DIR`` or :func:`run_mqar`. Modules: ``config``
-(the suite), ``data`` (the sequences), ``model`` (the token model), ``train`` (training, scoring),
-``report`` (CSV, table, figure), ``run`` (the suite and the lr sweep).
+``rad-bench run suites/mqar.yaml`` runs a suite (``kind: mqar``; :mod:`rad_bench.token_run`, in the run folder
+layout every suite shares); ``python -m rad_bench.mqar SUITE --out DIR --sweep-lr`` chooses learning rates.
+Modules: ``config`` (the suite), ``data`` (the sequences), ``model`` (the token model), ``train`` (training,
+scoring), ``report`` (table, figure), ``run`` (the lr sweep).
 """
 
-from rad_bench.mqar.config import MQARConfig, load_mqar, validate_mqar
-from rad_bench.mqar.data import make_mqar, mqar_batch, stream
-from rad_bench.mqar.model import MQARModel
-from rad_bench.mqar.run import run_mqar, sweep_lr
+from importlib import import_module
+from typing import Any
 
-__all__ = ["MQARConfig", "MQARModel", "load_mqar", "make_mqar", "mqar_batch", "run_mqar", "stream", "sweep_lr",
-           "validate_mqar"]  # fmt: skip
+_WHERE = {"MQARConfig": "config", "load_mqar": "config", "validate_mqar": "config", "make_mqar": "data",
+          "mqar_batch": "data", "stream": "data", "MQARModel": "model", "sweep_lr": "run"}  # fmt: skip
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    """The package's names, each imported when first used: the suite config (rad_bench.mqar.config) loads no
+    torch, so validating a token suite does not either."""
+    if name not in _WHERE:
+        raise AttributeError(f"module 'rad_bench.mqar' has no attribute {name!r}")
+    return getattr(import_module(f"rad_bench.mqar.{_WHERE[name]}"), name)

@@ -7,14 +7,15 @@ import sys
 from pathlib import Path
 
 from rad_bench.mqar.config import load_mqar
-from rad_bench.mqar.run import run_mqar, sweep_lr
+from rad_bench.mqar.run import sweep_lr
 from rad_bench.suitefile import SuiteError
+from rad_bench.token_run import run_mqar
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m rad_bench.mqar", description=__doc__)
     p.add_argument("suite", type=Path, help="an MQAR suite file, e.g. suites/mqar.yaml")
-    p.add_argument("--out", type=Path, required=True, help="folder for mqar.csv, mqar.md, mqar_acc_vs_k.png")
+    p.add_argument("--out", type=Path, required=True, help="a new or empty folder, or its run folder to resume")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--sweep-lr", action="store_true", help="choose per-block lrs on the val split instead")
     p.add_argument("--no-progress", action="store_true")
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         print("lr_per_block: {" + ", ".join(f"{b}: {lr:g}" for b, lr in chosen.items()) + "}")
     else:
         run_mqar(cfg, args.out)
-        print((args.out / "mqar.md").read_text())
+        print((args.out / "leaderboard.md").read_text())
     return 0
 
 

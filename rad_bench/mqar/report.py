@@ -1,15 +1,13 @@
-"""MQAR outputs: the tidy CSV, the block x K table (mean and 95% t-interval over seeds) and the
-accuracy-vs-K figure with chance marked. Every file is written atomically."""
+"""MQAR tables and figure: the block x K table (mean and 95% t-interval over seeds) and the accuracy-vs-K
+figure with chance marked (a run folder's report: :mod:`rad_bench.report.tokens`)."""
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pandas as pd
 
 from rad_bench.stats import ci95
-from rad_bench.utils import atomic_write_bytes, atomic_write_text
 
 COLUMNS = ["block", "K", "seed", "accuracy", "chance", "params", "state_bytes", "steps", "lr"]
 
@@ -68,14 +66,3 @@ def figure_png(df: pd.DataFrame) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
-
-
-def write_outputs(df: pd.DataFrame, out_dir: Path, title: str = "MQAR calibration") -> list[Path]:
-    """``mqar.csv``, ``mqar.md`` and ``mqar_acc_vs_k.png`` in ``out_dir``; returns their paths."""
-    out_dir = Path(out_dir)
-    paths = [out_dir / "mqar.csv", out_dir / "mqar.md", out_dir / "mqar_acc_vs_k.png"]
-    cols = COLUMNS + [c for c in df.columns if c not in COLUMNS]
-    atomic_write_text(paths[0], df[cols].to_csv(index=False))
-    atomic_write_text(paths[1], table_md(df, title))
-    atomic_write_bytes(paths[2], figure_png(df))
-    return paths

@@ -1,10 +1,9 @@
-"""Running an MQAR suite: every (block, seed) trained once and scored per K (:func:`run_mqar`), and the
-per-block learning-rate choice on the val split (:func:`sweep_lr`), never on the eval split."""
+"""The per-block learning-rate choice of an MQAR suite on the val split (:func:`sweep_lr`), never on the eval
+split. Running the suite itself: :mod:`rad_bench.token_run` (the run folder layout every suite shares)."""
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rad_bench.mqar.config import MQARConfig, load_mqar
-from rad_bench.mqar.report import table_md, write_outputs
+from rad_bench.mqar.report import table_md
 from rad_bench.mqar.train import score, train
 from rad_bench.utils import atomic_write_text
 
@@ -31,24 +30,6 @@ def _threads(n: int) -> Iterator[None]:
 
 def _config(path_or_cfg: str | Path | MQARConfig) -> MQARConfig:
     return path_or_cfg if isinstance(path_or_cfg, MQARConfig) else load_mqar(path_or_cfg)
-
-
-def run_mqar(path_or_cfg: str | Path | MQARConfig, out_dir: str | Path) -> pd.DataFrame:
-    """Train every (block, seed) of the suite, score it on the eval split at every K and write
-    ``mqar.csv``, ``mqar.md`` and ``mqar_acc_vs_k.png`` to ``out_dir``. Returns the tidy rows."""
-    cfg, out_dir = _config(path_or_cfg), Path(out_dir)
-    cells = [(b, s) for b in cfg.block_names() for s in cfg.seeds]
-    rows: list[dict] = []
-    t0 = time.perf_counter()
-    with _threads(cfg.threads):
-        for block, seed in tqdm(cells, desc="mqar", disable=not cfg.progress):
-            rows += score(train(cfg, block, seed), cfg, "eval")
-            # the rows so far, so an interrupted suite keeps what it measured
-            atomic_write_text(out_dir / "mqar.csv", pd.DataFrame(rows).to_csv(index=False))
-    df = pd.DataFrame(rows)
-    write_outputs(df, out_dir, f"MQAR calibration ({cfg.name}, {time.perf_counter() - t0:.0f} s)")
-    atomic_write_text(out_dir / "mqar_suite.json", cfg.model_dump_json(indent=2) + "\n")  # the resolved suite
-    return df
 
 
 LR_MARGIN = 0.02  # val accuracy an lr must gain over the default to replace it (not noise among chance rows)

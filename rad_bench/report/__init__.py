@@ -31,6 +31,7 @@ import pandas as pd
 from filelock import FileLock
 
 from rad_bench.completion import combine, combined_metrics
+from rad_bench.kinds import stored_kind
 from rad_bench.report.combined import combined_leaderboard, combined_notes, combined_table, section_keys
 from rad_bench.report.document import Heading, Item, Para, Table, to_html, to_markdown, write_documents
 from rad_bench.report.figures import gap_bins, reach_groups
@@ -59,6 +60,7 @@ from rad_bench.report.tables import (
     sort_table,
     with_comparison,
 )
+from rad_bench.report.tokens import write_tokens
 from rad_bench.report.views import efficiency_table, leaderboard_table
 from rad_bench.results import LEADERBOARD_CSV, LEADERBOARD_MD, METRICS_CSV, write_table
 from rad_bench.utils import atomic_write_text, check_tree
@@ -73,18 +75,25 @@ __all__ = [  # the public names, so `from rad_bench import report; report.<name>
 ]  # fmt: skip
 
 
+def _combine(run_dir: Path) -> None:
+    """The combined CSVs rebuilt from the cells whose completion records verify (none: an error)."""
+    if (run_dir / "cells").is_dir():
+        (run_dir / "locks").mkdir(exist_ok=True)
+        with FileLock(str(run_dir / "locks" / "combine.lock")):  # runs finishing together write them in turn
+            if not combine(run_dir):
+                raise ReportError(f"{run_dir}: no cell verifies against its completion record; a folder written "
+                                  f"before records existed is taken in by `rad-bench adopt {run_dir}`")  # fmt: skip
+
+
 def write(run_dir: Path, sort_by: str | None = None, baseline: str | None = None) -> pd.DataFrame:
     """(Re)build the combined CSVs from the verified cells, then leaderboard.csv/.md, figures/, report.md and
     report.html inside ``run_dir`` (refused when a symlink under it points outside:
     :func:`rad_bench.utils.check_tree`)."""
     run_dir = Path(run_dir)
     check_tree(run_dir)
-    if (run_dir / "cells").is_dir():  # the combined CSVs rebuilt from the cells whose records verify
-        (run_dir / "locks").mkdir(exist_ok=True)
-        with FileLock(str(run_dir / "locks" / "combine.lock")):  # runs finishing together write them in turn
-            if not combine(run_dir):
-                raise ReportError(f"{run_dir}: no cell verifies against its completion record; a folder written "
-                                  f"before records existed is taken in by `rad-bench adopt {run_dir}`")  # fmt: skip
+    _combine(run_dir)
+    if stored_kind(run_dir) == "mqar":  # a token suite's run: its own table and figure, the same files
+        return write_tokens(run_dir)
     run = load_run(run_dir, sort_by, baseline)
     write_table(run.run_dir / LEADERBOARD_CSV, run.table)
     atomic_write_text(run.run_dir / LEADERBOARD_MD, markdown(run))
@@ -120,6 +129,9 @@ def write_combined(run_dirs: list[Path], out: Path) -> pd.DataFrame:
         if text is not None and text.encode() != (d / METRICS_CSV).read_bytes():
             raise ReportError(f"{d / METRICS_CSV}: differs from the finished cells' records (cut short or edited); "
                               f"`rad-bench report {d}` rebuilds it from them")  # fmt: skip
+    if tokens := [str(d) for d in run_dirs if stored_kind(Path(d)) == "mqar"]:
+        raise ReportError(f"{tokens[0]}: a token suite's run (kind: mqar) has no frames or tags to combine with "
+                          f"others; `rad-bench report {tokens[0]}` writes its own report")  # fmt: skip
     runs = [load_run(Path(d)) for d in run_dirs]
     for run, key in zip(runs, section_keys(runs)):
         draw_figures(run, out / "figures" / key)

@@ -1,0 +1,51 @@
+"""The report of a token suite's run folder (``kind: mqar``): the same files as a video run's, from the same
+combined metrics.csv (rebuilt from the cells whose completion records verify): ``leaderboard.csv`` (block x K:
+mean accuracy over seeds, its 95% t-interval, chance, parameters, state bytes, learning rate),
+``leaderboard.md``, ``figures/mqar_acc_vs_k.png``, ``report.md`` and ``report.html``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from rad_bench.mqar.report import COLUMNS, figure_png, summary, table_md
+from rad_bench.report.document import Figure, Para, Table, write_documents
+from rad_bench.report.runs import read_csv_checked
+from rad_bench.results import LEADERBOARD_CSV, LEADERBOARD_MD, METRICS_CSV, write_table
+from rad_bench.utils import atomic_write_bytes, atomic_write_text
+
+
+def _table(s: pd.DataFrame) -> Table:
+    ks = sorted(s["K"].unique())
+    rows = []
+    for block, g in s.groupby("block", sort=True):
+        at = g.set_index("K")
+        acc = [f"{at.at[k, 'mean']:.3f} ± {at.at[k, 'ci95']:.3f}" if k in at.index else "" for k in ks]
+        first = g.iloc[0]
+        sizes = [f"{int(first['params']):,}", f"{int(first['state_bytes']):,}", f"{first['lr']:g}"]
+        rows.append([str(block), *acc, *sizes])
+    header = ["block", *(f"K={k}" for k in ks), "params", "state bytes", "lr"]
+    return Table(header, rows, note=f"Held-out accuracy at the query steps, mean ± 95% t-interval over seeds; "
+                 f"chance {s['chance'].iloc[0]:.3f}.")  # fmt: skip
+
+
+def write_tokens(run_dir: Path) -> pd.DataFrame:
+    """The report files of a token suite's run folder whose combined metrics.csv is written; returns the
+    leaderboard (one row per block and K)."""
+    df = read_csv_checked(run_dir / METRICS_CSV, COLUMNS[:4], numeric=("K", "seed", "accuracy"))
+    name = (yaml.safe_load((run_dir / "suite.resolved.yaml").read_text()) or {}).get("name", "mqar")
+    s = summary(df)
+    write_table(run_dir / LEADERBOARD_CSV, s)
+    atomic_write_text(run_dir / LEADERBOARD_MD, table_md(df, f"MQAR calibration ({name})"))
+    figure = run_dir / "figures" / "mqar_acc_vs_k.png"
+    figure.parent.mkdir(exist_ok=True)
+    atomic_write_bytes(figure, figure_png(df))
+    intro = Para(
+        f"Token-level multi-query associative recall, suite `{name}`: each block the only sequence mixer "
+        "of a small token model, trained once on every K and scored at each."
+    )
+    items = [intro, _table(s), Figure(figure, "Accuracy against the number of key-value pairs K (chance dashed).")]
+    write_documents(run_dir, f"rad-bench report: {name} ({run_dir.name})", items)
+    return s
