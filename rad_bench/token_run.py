@@ -6,30 +6,17 @@ then the combined metrics.csv and the report (:func:`rad_bench.report.write`).""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from rad_bench import report as report_
 from rad_bench.mqar.config import MQARConfig, load_mqar
-from rad_bench.mqar.train import score, train
+from rad_bench.mqar.train import score, torch_threads, train
 from rad_bench.results import METRICS_CSV
 from rad_bench.rundir import cell_done, run_locked, start_run_dir
 from rad_bench.utils import atomic_write_text
-
-
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _cell(cfg: MQARConfig, block: str, seed: int, run_dir: Path, name: str) -> None:
@@ -56,7 +43,7 @@ def run_token_suite(
     cells = [(block, seed, f"{block}-s{seed}") for block in cfg.block_names() for seed in cfg.seeds]
     todo = [c for c in cells if not cell_done(run_dir, c[2])]
     print(f"rad-bench: {run_dir} ({len(todo)} of {len(cells)} cells to run)", file=sys.stderr)
-    with _threads(cfg.threads):
+    with torch_threads(cfg.threads):
         for block, seed, name in tqdm(todo, desc="mqar", disable=not (progress and cfg.progress)):
             run_locked(run_dir, name, lambda b=block, s=seed, n=name: _cell(cfg, b, s, run_dir, n), wait=True)
     report_.write(run_dir)

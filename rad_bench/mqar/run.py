@@ -4,28 +4,15 @@ split. Running the suite itself: :mod:`rad_bench.token_run` (the run folder layo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from rad_bench.mqar.config import MQARConfig, load_mqar
 from rad_bench.mqar.report import table_md
-from rad_bench.mqar.train import score, train
+from rad_bench.mqar.train import score, torch_threads, train
 from rad_bench.utils import atomic_write_text
-
-
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _config(path_or_cfg: str | Path | MQARConfig) -> MQARConfig:
@@ -53,7 +40,7 @@ def sweep_lr(path_or_cfg: str | Path | MQARConfig, out_dir: str | Path) -> tuple
     cfg, out_dir = _config(path_or_cfg), Path(out_dir)
     rows: list[dict] = []
     cells = [(b, lr) for b in cfg.block_names() for lr in cfg.lr_grid]
-    with _threads(cfg.threads):
+    with torch_threads(cfg.threads):
         for block, lr in tqdm(cells, desc="mqar lr sweep", disable=not cfg.progress):
             rows += score(train(cfg, block, cfg.sweep_seed, lr=lr), cfg, "val")
     df = pd.DataFrame(rows)

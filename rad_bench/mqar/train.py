@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +34,17 @@ class Trained:
     lr: float
     final_loss: float
     seconds: float
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Torch's CPU threads set to ``n`` inside, restored after (a suite's ``threads``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _device(model: MQARModel) -> torch.device:
