@@ -54,8 +54,9 @@ class FullAttention(MemoryBlock):
 
     def _qkv(self, x: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Per spatial token ``(b n)``: q, k, v of every frame, with the action added to the input."""
-        q, k, v = rearrange(self.to_qkv(x + action[:, :, None]), "b t n (three h e) -> three (b n) h t e", three=3,
-                            h=self.heads)  # fmt: skip
+        q, k, v = rearrange(
+            self.to_qkv(x + action[:, :, None]), "b t n (three h e) -> three (b n) h t e", three=3, h=self.heads
+        )
         return q, k, v
 
     def prefetch(self, x: Tensor, state: State, action: Tensor) -> tuple[Tensor, State, State]:

@@ -53,9 +53,16 @@ class Mamba2Block(MemoryBlock):
 
     @classmethod
     def carried_bytes(
-        cls, dim: int, heads: int, tokens: int, d_state: int = 16, expand: int = 2, d_conv: int = 4,
-        ngroups: int = 1, **kwargs: Any,
-    ) -> int:  # fmt: skip
+        cls,
+        dim: int,
+        heads: int,
+        tokens: int,
+        d_state: int = 16,
+        expand: int = 2,
+        d_conv: int = 4,
+        ngroups: int = 1,
+        **kwargs: Any,
+    ) -> int:
         inner = expand * dim  # ssm: (heads x headdim = inner) x d_state; conv: the last d_conv - 1 inputs
         return 4 * tokens * (inner * d_state + (inner + 2 * ngroups * d_state) * (d_conv - 1))
 

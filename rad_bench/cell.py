@@ -87,9 +87,13 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def _write_samples(
-    path: Path, ev: EvalSet, generated: torch.Tensor, context: int, tags: list[list[tuple[str, int | None]]],
+    path: Path,
+    ev: EvalSet,
+    generated: torch.Tensor,
+    context: int,
+    tags: list[list[tuple[str, int | None]]],
     clips: int = 4,
-) -> None:  # fmt: skip
+) -> None:
     buf = io.BytesIO()
     np.savez_compressed(
         buf,
@@ -117,11 +121,19 @@ def _roll_out(
     chunks, stats = [], []
     for i in range(0, r.clips, r.batch_size):
         gen, st = rollout(
-            model, diffusion, ev.frames[i : i + r.batch_size], ev.actions[i : i + r.batch_size],
-            context=r.context, horizon=r.horizon, sampling_steps=r.sampling_steps,
-            g=torch.Generator().manual_seed(EVAL_NOISE_SEED + i), progress=ctx.progress, desc=f"rollout {cell}",
-            step_model=step_model, bf16=fast.bf16,
-        )  # fmt: skip
+            model,
+            diffusion,
+            ev.frames[i : i + r.batch_size],
+            ev.actions[i : i + r.batch_size],
+            context=r.context,
+            horizon=r.horizon,
+            sampling_steps=r.sampling_steps,
+            g=torch.Generator().manual_seed(EVAL_NOISE_SEED + i),
+            progress=ctx.progress,
+            desc=f"rollout {cell}",
+            step_model=step_model,
+            bf16=fast.bf16,
+        )
         chunks.append(gen)
         stats.append(st)
     total = RolloutStats(sum(s.seconds for s in stats), sum(s.frames for s in stats), stats[0].state_bytes)
@@ -171,8 +183,14 @@ def _score(
     rows: list[dict[str, Any]] = []
     for m in c.suite.metrics:  # one line per metric: LPIPS and I3D take minutes on a busy CPU
         with phase(c.name, f"score {m}"):
-            rows += score_frames(generated, ev.frames[:, r.context :], tags, metrics=[m], data=c.suite.data,
-                                 scored=None if ev.scored is None else ev.scored[:, r.context :])  # fmt: skip
+            rows += score_frames(
+                generated,
+                ev.frames[:, r.context :],
+                tags,
+                metrics=[m],
+                data=c.suite.data,
+                scored=None if ev.scored is None else ev.scored[:, r.context :],
+            )
             s = c.suite.settings_of(m) or SetSettings()  # a set metric's batches and buckets
             rows += score_sets(generated, ev.frames, metrics=[m], bucket=s.bucket, batches=s.batches)
     return rows, tags
@@ -190,11 +208,17 @@ def _write_scored(
 def _cell_stats(c: Cell, tstats: TrainStats, rstats: RolloutStats, peak: int, device: str) -> dict[str, Any]:
     """The cost of one learned cell: training, rollout speed, state size and peak memory."""
     return {
-        "train_steps": tstats.steps, "train_step_s": tstats.step_s, "train_loss_final": tstats.final_loss,
-        "rollout_frames_per_s": rstats.frames_per_s, "state_bytes_final": rstats.state_bytes[-1],
-        "state_bytes_first": rstats.state_bytes[0], "state_growth": BLOCKS.get(c.spec.name).state_growth,
-        "peak_memory_bytes": peak, "peak_memory_kind": peak_kind(device), **tstats.fast,
-    }  # fmt: skip
+        "train_steps": tstats.steps,
+        "train_step_s": tstats.step_s,
+        "train_loss_final": tstats.final_loss,
+        "rollout_frames_per_s": rstats.frames_per_s,
+        "state_bytes_final": rstats.state_bytes[-1],
+        "state_bytes_first": rstats.state_bytes[0],
+        "state_growth": BLOCKS.get(c.spec.name).state_growth,
+        "peak_memory_bytes": peak,
+        "peak_memory_kind": peak_kind(device),
+        **tstats.fast,
+    }
 
 
 def _write_cell(
@@ -205,8 +229,13 @@ def _write_cell(
     losses = [{"step": s, "loss": v} for s, v in log]
     atomic_write_text(cell_dir / "train_log.csv", csv_text(losses) if losses else "step,loss\n")
     if curve:  # the learning curve (train.eval_every), with the cell's block and seed for the report
-        write_csv(cell_dir / CURVE_CSV, [{"block": c.label, "seed": c.seed, "variant": c.variant, **row}
-                                         for row in curve_rows(curve, c.suite.leaderboard.sort_by)])  # fmt: skip
+        write_csv(
+            cell_dir / CURVE_CSV,
+            [
+                {"block": c.label, "seed": c.seed, "variant": c.variant, **row}
+                for row in curve_rows(curve, c.suite.leaderboard.sort_by)
+            ],
+        )
     write_json(cell_dir / "stats.json", stats)
     write_csv(cell_dir / METRICS_CSV, rows)
 
@@ -232,10 +261,19 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
     else:
         curve = evaluator(model, diffusion, data, suite) if suite.train.eval_every else None
         with phase(cell, f"train {suite.train.steps} steps"):
-            tstats = train(model, diffusion, data, train_cfg(c), seed=c.seed, device=ctx.device,
-                           desc=f"train {cell}", progress=ctx.progress,
-                           checkpoint=train_checkpoint(ctx.run_dir, cell), cell=cell,
-                           evaluate=curve)  # fmt: skip
+            tstats = train(
+                model,
+                diffusion,
+                data,
+                train_cfg(c),
+                seed=c.seed,
+                device=ctx.device,
+                desc=f"train {cell}",
+                progress=ctx.progress,
+                checkpoint=train_checkpoint(ctx.run_dir, cell),
+                cell=cell,
+                evaluate=curve,
+            )
     if not is_main():
         return  # rank 0 alone rolls out, scores and writes; the others wait at the cell's barrier
     _save_checkpoint(ctx, c, model)
@@ -247,8 +285,14 @@ def run_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:
     states = [dict(zip(STATE_COLUMNS, (c.label, c.seed, i, n))) for i, n in enumerate(rstats.state_bytes)]
     write_csv(ctx.run_dir / "cells" / cell / STATE_CSV, states)
     shared = {"train_key": key, "train_shared_from": origin or ""}
-    _write_cell(ctx, c, {**common, **_cell_stats(c, tstats, rstats, peak[0], ctx.device), **shared}, tstats.log, rows,
-                [] if origin else tstats.curve)  # a shared training's curve lives in its origin cell  # fmt: skip
+    _write_cell(
+        ctx,
+        c,
+        {**common, **_cell_stats(c, tstats, rstats, peak[0], ctx.device), **shared},
+        tstats.log,
+        rows,
+        [] if origin else tstats.curve,
+    )  # a shared training's curve lives in its origin cell
 
 
 def run_reference_cell(ctx: RunContext, c: Cell, data: Dataset) -> None:

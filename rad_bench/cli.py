@@ -39,8 +39,17 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     from rad_bench.train import CheckpointError, TrainingDiverged
     from rad_bench.utils import DeviceUnavailableError, OutsideError
 
-    return (SuiteError, DataError, KernelUnavailableError, TrainingDiverged, CheckpointError, DeviceUnavailableError,
-            LaunchError, ReportError, OutsideError)  # fmt: skip
+    return (
+        SuiteError,
+        DataError,
+        KernelUnavailableError,
+        TrainingDiverged,
+        CheckpointError,
+        DeviceUnavailableError,
+        LaunchError,
+        ReportError,
+        OutsideError,
+    )
 
 
 _debug = False  # --debug (or RAD_BENCH_DEBUG=1): print the traceback behind an error message
@@ -112,8 +121,18 @@ def run(
             out = _start_tokens(s, where, progress=progress, workers=workers, launcher=launcher, threads=threads)
         else:
             workers, threads = _processes(s, workers, threads, launcher)
-            out = _start(s, suite, set_ or [], where, progress=progress, report=report, workers=workers,
-                         launcher=launcher, threads=threads, record=not helper)  # fmt: skip
+            out = _start(
+                s,
+                suite,
+                set_ or [],
+                where,
+                progress=progress,
+                report=report,
+                workers=workers,
+                launcher=launcher,
+                threads=threads,
+                record=not helper,
+            )
         if is_main() and report:  # under torchrun one process reports
             from rad_bench import report as rep
 
@@ -139,8 +158,10 @@ def _boundary(suite: Path | None = None, errors: tuple[type[Exception], ...] | N
         where = f"{e.filename}: " if e.filename else ""
         _fail(f"{head}{where}{e.strerror or e}; check that the folder is writable and the disk has room")
     except UnicodeEncodeError as e:  # a non-ASCII path under an ASCII locale
-        _fail(f"{head}a path holds non-ASCII characters, which this locale ({e.encoding}) cannot write; "
-              "use an ASCII path or a UTF-8 locale (LANG=C.UTF-8)")  # fmt: skip
+        _fail(
+            f"{head}a path holds non-ASCII characters, which this locale ({e.encoding}) cannot write; "
+            "use an ASCII path or a UTF-8 locale (LANG=C.UTF-8)"
+        )
     except KeyboardInterrupt:
         _fail(f"{head}interrupted; finished cells are kept, run the same command with --resume to continue")
 
@@ -163,8 +184,19 @@ def _processes(s: Any, workers: int | None, threads: int | None, launcher: str) 
     return workers, threads
 
 
-def _start(s: Any, path: Path, overrides: list[str], where: dict[str, Any], *, progress: bool, report: bool,
-           workers: int, launcher: str, threads: int | None, record: bool = True) -> Path:  # fmt: skip
+def _start(
+    s: Any,
+    path: Path,
+    overrides: list[str],
+    where: dict[str, Any],
+    *,
+    progress: bool,
+    report: bool,
+    workers: int,
+    launcher: str,
+    threads: int | None,
+    record: bool = True,
+) -> Path:
     """Run the suite here, with ``workers - 1`` helper processes, or as cluster jobs (rad_bench.launch)."""
     from rad_bench.launch import LaunchError, run_on_cluster, worker_command, worker_pool
     from rad_bench.runner import run_suite
@@ -174,12 +206,20 @@ def _start(s: Any, path: Path, overrides: list[str], where: dict[str, Any], *, p
     if launcher != "none":
         return run_on_cluster(s, launcher, **where, argv=sys.argv)
     helpers = worker_pool(worker_command(path, overrides, where["limit_steps"], threads), workers - 1)
-    return run_suite(s, **where, argv=sys.argv, progress=progress, report=report,
-                     helpers=helpers if workers > 1 else None, record=record)  # fmt: skip
+    return run_suite(
+        s,
+        **where,
+        argv=sys.argv,
+        progress=progress,
+        report=report,
+        helpers=helpers if workers > 1 else None,
+        record=record,
+    )
 
 
-def _start_tokens(s: Any, where: dict[str, Any], *, progress: bool, workers: int | None, launcher: str,
-                  threads: int | None) -> Path:  # fmt: skip
+def _start_tokens(
+    s: Any, where: dict[str, Any], *, progress: bool, workers: int | None, launcher: str, threads: int | None
+) -> Path:
     """Run a token suite (``kind: mqar``, :mod:`rad_bench.token_run`) here, in one process."""
     from rad_bench.launch import LaunchError, worker_threads
     from rad_bench.token_run import run_token_suite
@@ -247,8 +287,12 @@ def ls(
     if what == "blocks":
         _listing([(n, f"state={BLOCKS.get(n).state_growth:<8} {_summary(BLOCKS.get(n))}") for n in BLOCKS.names()])
     elif what == "metrics":
-        _listing([(n, f"{METRICS.get(n).arrow} {METRICS.get(n).scope:<9} {METRICS.get(n).description}")
-                  for n in METRICS.names()])  # fmt: skip
+        _listing(
+            [
+                (n, f"{METRICS.get(n).arrow} {METRICS.get(n).scope:<9} {METRICS.get(n).description}")
+                for n in METRICS.names()
+            ]
+        )
     elif what == "datasets":
         _listing([(n, _summary(DATASETS.get(n))) for n in DATASETS.names()])
     elif what in ("suites", "experiments"):

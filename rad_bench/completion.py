@@ -103,8 +103,11 @@ def check_cell(run_dir: Path, cell: str) -> CellCheck:
     if not record.is_file():
         if not metrics.is_file():
             return CellCheck("absent")
-        return CellCheck("damaged", f"{record.relative_to(run_dir)} is missing (a run folder from before completion "
-                         "records is taken in by `rad-bench adopt RUN`)")  # fmt: skip
+        return CellCheck(
+            "damaged",
+            f"{record.relative_to(run_dir)} is missing (a run folder from before completion "
+            "records is taken in by `rad-bench adopt RUN`)",
+        )
     try:
         rec = json.loads(record.read_text())
         files = dict(rec["files"])
@@ -206,8 +209,11 @@ def combine(run_dir: Path) -> list[str]:
     if old and _cut_or_edited(old, text, done):
         kept = run_dir / f"{METRICS_CSV}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
         shutil.copyfile(combined, kept)
-        print(f"rad-bench: {combined} differed from its {len(done)} finished cells' records (cut short or edited); "
-              f"rebuilt from them, the old one kept as {kept.name}", file=sys.stderr)  # fmt: skip
+        print(
+            f"rad-bench: {combined} differed from its {len(done)} finished cells' records (cut short or edited); "
+            f"rebuilt from them, the old one kept as {kept.name}",
+            file=sys.stderr,
+        )
     atomic_write_text(combined, text)
     states = [d / STATE_CSV for d in done if (d / STATE_CSV).is_file()]
     if states:  # state bytes after each generated frame, per cell (the efficiency figure)

@@ -76,9 +76,12 @@ class LauncherCfg(Strict):
     time: int = Field(120, ge=1, description="time limit per job, in minutes")
     mem_gb: int | None = Field(None, ge=1, description="memory per job in GiB; default: the cluster's")
     workers: int = Field(
-        1, ge=1, le=64, description="processes on this machine sharing the run folder (the default of --workers): "
-        "on a small CPU, several one-thread processes train small models faster than one with every core"
-    )  # fmt: skip
+        1,
+        ge=1,
+        le=64,
+        description="processes on this machine sharing the run folder (the default of --workers): "
+        "on a small CPU, several one-thread processes train small models faster than one with every core",
+    )
 
 
 ALL_BLOCKS = "all"  # `blocks: all`: every registered block
@@ -91,17 +94,19 @@ class Suite(Strict):
     model: ModelCfg = Field(default_factory=ModelCfg)
     blocks: list[BlockSpec]
     data: SerializeAsAny[DataConfig] = Field(
-        default_factory=lambda: {"name": "synthetic"}, validate_default=True,
+        default_factory=lambda: {"name": "synthetic"},
+        validate_default=True,
         description="the dataset's own config (its registered Config class), validated once from the YAML mapping",
-    )  # fmt: skip
+    )
     diffusion: DiffusionCfg = Field(default_factory=DiffusionCfg)
     train: TrainCfg = Field(default_factory=TrainCfg)
     rollout: RolloutCfg = Field(default_factory=RolloutCfg)
     metrics: list[str] = Field(default_factory=lambda: ["psnr", "ssim"])
     metric_settings: dict[str, SerializeAsAny[Strict]] = Field(
-        default_factory=dict, description="a metric's own settings by its name, e.g. {fvd: {batches: 2, bucket: 16}} "
+        default_factory=dict,
+        description="a metric's own settings by its name, e.g. {fvd: {batches: 2, bucket: 16}} "
         "(each metric's settings model: rad_bench/metrics/specs/)",
-    )  # fmt: skip
+    )
     seeds: list[int] = Field(default_factory=lambda: [0])
     device: str = Field("auto", pattern="^(auto|cpu|cuda(:\\d+)?)$")
     impl: str = Field("auto", pattern="^(auto|kernel|ref)$")
@@ -155,8 +160,10 @@ class Suite(Strict):
         if bad := [s for s in self.seeds if not 0 <= s < 2**31]:
             raise ValueError(f"seeds: {bad} out of range; use seeds in [0, 2**31)")
         if self.model.anchor and (self.diffusion.prediction != "x0" or self.train.mode != "frame"):
-            raise ValueError("model.anchor adds the last clean frame to an x0 prediction, as a rollout sees it: "
-                             "set diffusion.prediction: x0 and train.mode: frame")  # fmt: skip
+            raise ValueError(
+                "model.anchor adds the last clean frame to an x0 prediction, as a rollout sees it: "
+                "set diffusion.prediction: x0 and train.mode: frame"
+            )
         if self.rollout.sampling_steps > self.diffusion.levels:
             raise ValueError(
                 f"rollout.sampling_steps ({self.rollout.sampling_steps}) > diffusion.levels "
@@ -223,8 +230,10 @@ def _check_names(suite: Suite, where: str) -> None:
             raise SuiteError(f"{where}: {e}") from None
     for name in suite.metric_settings:
         if name not in suite.metrics:
-            raise SuiteError(f"{where}: field 'metric_settings.{name}': '{name}' is not in metrics; add it to metrics "
-                             "or drop its settings")  # fmt: skip
+            raise SuiteError(
+                f"{where}: field 'metric_settings.{name}': '{name}' is not in metrics; add it to metrics "
+                "or drop its settings"
+            )
     board = suite.leaderboard
     metric, group = split_column(board.sort_by)
     if metric not in suite.metrics or group not in GROUPS:
@@ -328,15 +337,19 @@ def _check_training(suite: Suite, where: str) -> None:
     """What ``train.loss_frames: targets`` and ``train.eval_every`` need from the dataset and the sort metric."""
     cls, name = DATASETS.get(suite.data.name), suite.data.name
     if suite.train.loss_frames == "targets" and not cls.has_targets:
-        raise SuiteError(f"{where}: field 'train.loss_frames': dataset '{name}' declares no target frames; set "
-                         "train.loss_frames: all")  # fmt: skip
+        raise SuiteError(
+            f"{where}: field 'train.loss_frames': dataset '{name}' declares no target frames; set "
+            "train.loss_frames: all"
+        )
     metric = split_column(suite.leaderboard.sort_by)[0]
     if suite.train.eval_every and (
         "split" not in inspect.signature(cls.eval_set).parameters or METRICS.get(metric).scope != "per_frame"
     ):
-        raise SuiteError(f"{where}: field 'train.eval_every': learning curves score leaderboard.sort_by "
-                         f"('{suite.leaderboard.sort_by}', a per-frame metric needed) on the validation episodes "
-                         f"of dataset '{name}' (an eval_set with a split needed); set train.eval_every: 0")  # fmt: skip
+        raise SuiteError(
+            f"{where}: field 'train.eval_every': learning curves score leaderboard.sort_by "
+            f"('{suite.leaderboard.sort_by}', a per-frame metric needed) on the validation episodes "
+            f"of dataset '{name}' (an eval_set with a split needed); set train.eval_every: 0"
+        )
 
 
 def _check_point(suite: Suite, label: str, variant: Suite, where: str) -> None:

@@ -46,12 +46,22 @@ def evaluator(model: VideoDiT, diffusion: Diffusion, data: Dataset, suite: Suite
         was_training = model.training
         model.eval()
         with torch.random.fork_rng(devices=[]), torch.no_grad():
-            gen = torch.cat([
-                rollout(model, diffusion, ev.frames[i : i + r.batch_size], ev.actions[i : i + r.batch_size],
-                        context=r.context, horizon=r.horizon, sampling_steps=r.sampling_steps,
-                        g=torch.Generator().manual_seed(CURVE_NOISE_SEED + i), progress=False)[0]
-                for i in range(0, r.clips, r.batch_size)
-            ])  # fmt: skip
+            gen = torch.cat(
+                [
+                    rollout(
+                        model,
+                        diffusion,
+                        ev.frames[i : i + r.batch_size],
+                        ev.actions[i : i + r.batch_size],
+                        context=r.context,
+                        horizon=r.horizon,
+                        sampling_steps=r.sampling_steps,
+                        g=torch.Generator().manual_seed(CURVE_NOISE_SEED + i),
+                        progress=False,
+                    )[0]
+                    for i in range(0, r.clips, r.batch_size)
+                ]
+            )
         model.train(was_training)
         rows = score_frames(gen, ev.frames[:, r.context :], tags, metrics=[metric[0]], data=suite.data, scored=scored)
         keep = [x["value"] for x in rows if x.get("scored", 1) and (metric[1] == "all" or x["tag"] == metric[1])]

@@ -46,8 +46,10 @@ def kind_of(raw: dict[str, Any], where: str) -> Kind:
     """The kind a suite mapping names (``video`` when it names none); an unknown one is an error with the choices."""
     name = raw.get("kind", "video")
     if name not in KINDS:
-        raise SuiteError(f"{where}: field 'kind': {name!r} is not a suite kind; use one of {', '.join(KINDS)} "
-                         "(or leave it out for a video suite)")  # fmt: skip
+        raise SuiteError(
+            f"{where}: field 'kind': {name!r} is not a suite kind; use one of {', '.join(KINDS)} "
+            "(or leave it out for a video suite)"
+        )
     return KINDS[name]
 
 

@@ -132,8 +132,14 @@ def run_cell_job(suite: Suite, run_dir: Path, cell: str, limit_steps: int | None
 def executor(cluster: str, folder: Path, cfg: LauncherCfg) -> Any:
     """A submitit executor for ``cluster`` (``slurm`` or ``local``) with ``cfg``'s resources per job."""
     ex = import_submitit(cluster).AutoExecutor(folder=folder, cluster=cluster)
-    params: dict[str, Any] = {"name": "rad-bench", "timeout_min": cfg.time, "gpus_per_node": cfg.gpus,
-                              "cpus_per_task": cfg.cpus, "tasks_per_node": 1, "nodes": 1}  # fmt: skip
+    params: dict[str, Any] = {
+        "name": "rad-bench",
+        "timeout_min": cfg.time,
+        "gpus_per_node": cfg.gpus,
+        "cpus_per_task": cfg.cpus,
+        "tasks_per_node": 1,
+        "nodes": 1,
+    }
     params.update({"mem_gb": cfg.mem_gb} if cfg.mem_gb else {})
     params.update({"slurm_partition": cfg.partition} if cfg.partition else {})
     ex.update_parameters(**params)
@@ -159,9 +165,15 @@ def _wait(jobs: list[Any], cells: list[str]) -> None:
 
 
 def run_on_cluster(
-    suite: Suite, cluster: str, *, run_dir: Path | None, resume: bool, limit_steps: int | None, results_root: Path,
+    suite: Suite,
+    cluster: str,
+    *,
+    run_dir: Path | None,
+    resume: bool,
+    limit_steps: int | None,
+    results_root: Path,
     argv: list[str],
-) -> Path:  # fmt: skip
+) -> Path:
     """One job per cell not done, into one run folder; the report once all have ended. Returns the folder."""
     import_submitit(cluster)  # before any folder is made
     limited_suite, limited = limit_train(suite, limit_steps)

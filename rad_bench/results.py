@@ -35,19 +35,51 @@ REFERENCE_NAMES = ("copy_last", "recall_oracle")
 
 # the columns every metrics row of a cell carries, in this order (learned and reference cells alike)
 CELL_COLUMNS = (
-    "suite", "suite_version", "run", "block", "block_name", "variant", "seed", "reference", "train_mode", "lr",
-    "shift", "loss_frames", "prefetch_grad", "clean_prefix", "memory_action", "window", "attention", "reach", "split",
-    "impl", "params_block", "params_total", "limited", "git_sha",
-)  # fmt: skip
+    "suite",
+    "suite_version",
+    "run",
+    "block",
+    "block_name",
+    "variant",
+    "seed",
+    "reference",
+    "train_mode",
+    "lr",
+    "shift",
+    "loss_frames",
+    "prefetch_grad",
+    "clean_prefix",
+    "memory_action",
+    "window",
+    "attention",
+    "reach",
+    "split",
+    "impl",
+    "params_block",
+    "params_total",
+    "limited",
+    "git_sha",
+)
 # what scoring adds per row (rad_bench.score): frame -1 = a set metric over the whole episode
 ROW_COLUMNS = ("clip", "frame", "tag", "gap", "metric", "value", "protocol", "error")
 STATE_COLUMNS = ("block", "seed", "frame", "state_bytes")
 
 # cell settings carried into the leaderboard when metrics.csv has them (they differ between cells)
 CARRY = (
-    "variant", "train_mode", "attention", "window", "reach", "prefetch_grad", "clean_prefix", "memory_action",
-    "limited", "split", "lr", "shift", "loss_frames",
-)  # fmt: skip
+    "variant",
+    "train_mode",
+    "attention",
+    "window",
+    "reach",
+    "prefetch_grad",
+    "clean_prefix",
+    "memory_action",
+    "limited",
+    "split",
+    "lr",
+    "shift",
+    "loss_frames",
+)
 SHOWN = ("train_mode", "window")  # of those, the ones leaderboard.md shows as columns
 
 

@@ -100,9 +100,15 @@ def prepare_run_dir(suite: AnySuite, run_dir: Path | None, resume: bool, limited
 
 
 def start_run_dir(
-    suite: AnySuite, run_dir: Path | None, resume: bool, limited: bool, results_root: Path, argv: list[str] | None,
-    device: str, record: bool = True,
-) -> Path:  # fmt: skip
+    suite: AnySuite,
+    run_dir: Path | None,
+    resume: bool,
+    limited: bool,
+    results_root: Path,
+    argv: list[str] | None,
+    device: str,
+    record: bool = True,
+) -> Path:
     """:func:`prepare_run_dir`, then record the command line (``argv.txt``: one line added per start, the
     first and every resume; quoted so it can be pasted) and the environment in it. ``record=False``: a
     helper of a run that records its own (``--workers`` helpers, cluster jobs) records nothing."""
@@ -140,8 +146,10 @@ def _verdict(run_dir: Path, cell: str) -> str:
     check = check_cell(run_dir, cell)
     if check.state == "damaged":
         dest = set_aside(run_dir, cell)
-        print(f"rad-bench: cell {cell} is damaged ({check.why}); its files are kept in {dest} and the cell "
-              "runs again", file=sys.stderr)  # fmt: skip
+        print(
+            f"rad-bench: cell {cell} is damaged ({check.why}); its files are kept in {dest} and the cell runs again",
+            file=sys.stderr,
+        )
     return "done" if check.state == "done" else "run"
 
 

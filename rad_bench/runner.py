@@ -105,8 +105,10 @@ def run_suite(
     if device == "cpu" and isinstance(frame, int):  # training activations then live in host memory too
         check_memory(suite, frame, "suite", activations=True)
     if suite.train.batch_size % world_size():
-        raise SuiteError(f"train.batch_size ({suite.train.batch_size}) must be a multiple of the {world_size()} "
-                         "torchrun processes: each draws the global batch and trains on its slice")  # fmt: skip
+        raise SuiteError(
+            f"train.batch_size ({suite.train.batch_size}) must be a multiple of the {world_size()} "
+            "torchrun processes: each draws the global batch and trains on its slice"
+        )
     run_dir = on_main(lambda: start_run_dir(suite, run_dir, resume, limited, results_root, argv, device, record))
     ctx = RunContext(suite, run_dir, device, limited, progress and is_main(), git_sha())
     cells = expand_cells(suite)

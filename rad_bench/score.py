@@ -59,9 +59,17 @@ def score_frames(
         for clip in range(n):
             for frame, (tag, gap) in enumerate(tags[clip]):
                 rows.append(
-                    {"clip": clip, "frame": frame, "tag": tag, "gap": gap, "metric": name,
-                     "value": float("nan") if v is None else float(v[clip, frame]), "protocol": proto, "error": error}
-                )  # fmt: skip
+                    {
+                        "clip": clip,
+                        "frame": frame,
+                        "tag": tag,
+                        "gap": gap,
+                        "metric": name,
+                        "value": float("nan") if v is None else float(v[clip, frame]),
+                        "protocol": proto,
+                        "error": error,
+                    }
+                )
                 if scored is not None:
                     rows[-1]["scored"] = int(scored[clip, frame])
     return rows
@@ -100,9 +108,17 @@ def score_sets(
             for frame, lo, hi in spans:
                 value, error = _guarded(name, lambda: fn(episodes[clips, lo:hi], fake[clips, lo:hi]))
                 rows.append(
-                    {"clip": batch, "frame": frame, "tag": "all", "gap": None, "metric": name,
-                     "value": float("nan") if value is None else float(value),
-                     "protocol": spec.protocol(videos=size, frames=hi - lo, context_gt=context if frame == -1 else 0),
-                     "error": error}
-                )  # fmt: skip
+                    {
+                        "clip": batch,
+                        "frame": frame,
+                        "tag": "all",
+                        "gap": None,
+                        "metric": name,
+                        "value": float("nan") if value is None else float(value),
+                        "protocol": spec.protocol(
+                            videos=size, frames=hi - lo, context_gt=context if frame == -1 else 0
+                        ),
+                        "error": error,
+                    }
+                )
     return rows

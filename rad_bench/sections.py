@@ -25,9 +25,11 @@ class ModelCfg(Strict):
     memory_action: bool = Field(True, description="feed the action embedding to the memory blocks (RAD)")
     anchor: bool = Field(False, description="x0 = the last clean frame + the model's correction (prediction x0)")
     state_budget: int | None = Field(
-        None, ge=1, description="bytes of memory-block state carried per layer and spatial token: each constant-state "
-        "block's state knob is set to the most state within it (full attention runs unbudgeted); sweepable"
-    )  # fmt: skip
+        None,
+        ge=1,
+        description="bytes of memory-block state carried per layer and spatial token: each constant-state "
+        "block's state knob is set to the most state within it (full attention runs unbudgeted); sweepable",
+    )
 
     @field_validator("preset")
     @classmethod
@@ -41,13 +43,17 @@ class DiffusionCfg(Strict):
     levels: int = Field(1000, ge=2)
     prediction: str = Field("v", pattern="^(eps|v|x0)$")
     shift: float = Field(
-        1.0, gt=0, le=64, description="noise schedule shift: SNR / shift^2 at every level, training and sampling "
-        "alike (Hoogeboom et al. 2023); 1 = the cosine schedule"
-    )  # fmt: skip
+        1.0,
+        gt=0,
+        le=64,
+        description="noise schedule shift: SNR / shift^2 at every level, training and sampling "
+        "alike (Hoogeboom et al. 2023); 1 = the cosine schedule",
+    )
     sampler_levels: Literal["even", "snr"] = Field(
-        "even", description="sampler steps: level indices evenly spaced, or at the noise levels of the unshifted "
-        "schedule's evenly spaced steps (the last steps at low noise under a shift); the same at shift 1"
-    )  # fmt: skip
+        "even",
+        description="sampler steps: level indices evenly spaced, or at the noise levels of the unshifted "
+        "schedule's evenly spaced steps (the last steps at low noise under a shift); the same at shift 1",
+    )
 
 
 class TrainCfg(Strict):
@@ -66,17 +72,20 @@ class TrainCfg(Strict):
     )
     prefetch_grad: bool = Field(True, description="frame mode: backpropagate through the clean prefetch pass")
     loss_frames: Literal["all", "targets"] = Field(
-        "all", description="which noisy frames carry the loss: all, or the target frames the dataset declares "
-        "(recall: the first ask of each slot)"
-    )  # fmt: skip
+        "all",
+        description="which noisy frames carry the loss: all, or the target frames the dataset declares "
+        "(recall: the first ask of each slot)",
+    )
     clean_prefix: float = Field(
         0.0, ge=0, le=1, description="probability of a clean prefix of > clip_len/2 frames (Po et al. 2025)"
     )
     log_every: int = Field(50, ge=1)
     eval_every: int = Field(
-        0, ge=0, description="score the validation episodes every this many steps into the cell's curve.csv "
-        "(the learning curve; 0 = off)"
-    )  # fmt: skip
+        0,
+        ge=0,
+        description="score the validation episodes every this many steps into the cell's curve.csv "
+        "(the learning curve; 0 = off)",
+    )
     checkpoint_every: int = Field(
         200, ge=0, description="save a resumable training checkpoint every this many steps (0 = off)"
     )

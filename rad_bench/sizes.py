@@ -56,8 +56,9 @@ def check_budget(suite: Suite, dim: int, heads: int, where: str) -> None:
     for i, b in enumerate(suite.blocks):
         cls = BLOCKS.get(b.name)
         if cls.state_knob and cls.state_knob in b.kwargs:
-            raise SuiteError(f"{where}: field 'blocks[{i}].kwargs.{cls.state_knob}': model.state_budget sets it; "
-                             "drop one of the two")  # fmt: skip
+            raise SuiteError(
+                f"{where}: field 'blocks[{i}].kwargs.{cls.state_knob}': model.state_budget sets it; drop one of the two"
+            )
         if cls.state_growth == "constant":
             try:
                 fit_state(cls, dim, heads, budget, b.kwargs)

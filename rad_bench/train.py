@@ -120,15 +120,25 @@ def save_train_state(path: Path, cell: str, cfg: TrainCfg, step: int, s: _State)
     buf = io.BytesIO()
     torch.save(
         {
-            "format": CHECKPOINT_FORMAT, "cell": cell, "train_cfg": cfg.model_dump_json(), "step": step,
-            "model": s.model.state_dict(), "ema": s.ema.shadow if s.ema else {}, "optimizer": s.opt.state_dict(),
-            "stats": {"steps": s.stats.steps, "seconds": s.stats.seconds, "log": [list(x) for x in s.stats.log],
-                      "curve": [list(x) for x in s.stats.curve]},
-            "running": list(s.running), "rng": rng_state(),
+            "format": CHECKPOINT_FORMAT,
+            "cell": cell,
+            "train_cfg": cfg.model_dump_json(),
+            "step": step,
+            "model": s.model.state_dict(),
+            "ema": s.ema.shadow if s.ema else {},
+            "optimizer": s.opt.state_dict(),
+            "stats": {
+                "steps": s.stats.steps,
+                "seconds": s.stats.seconds,
+                "log": [list(x) for x in s.stats.log],
+                "curve": [list(x) for x in s.stats.curve],
+            },
+            "running": list(s.running),
+            "rng": rng_state(),
             "data_rng": s.feed.rng_state() if s.feed else s.g.get_state(),
         },
         buf,
-    )  # fmt: skip
+    )
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -214,8 +224,11 @@ class FastPath:
 
     def record(self) -> dict[str, Any]:
         """The columns a cell's stats.json gets."""
-        return {"train_compile": self.compile, "train_precision": "bf16" if self.bf16 else "fp32",
-                "train_batches_ahead": self.batches_ahead}  # fmt: skip
+        return {
+            "train_compile": self.compile,
+            "train_precision": "bf16" if self.bf16 else "fp32",
+            "train_batches_ahead": self.batches_ahead,
+        }
 
 
 def _wrap(model: VideoDiT, device: str, fast: FastPath) -> torch.nn.Module:
@@ -257,8 +270,14 @@ def train(
         raise ValueError(f"train.batch_size ({cfg.batch_size}) must be a multiple of the {world_size()} processes")
     model.train()
     fast = FastPath.of(cfg, device)
-    s = _State(model, _optimizer(model, cfg, fast), EMA(model, cfg.ema) if cfg.ema > 0 else None,
-               torch.Generator().manual_seed(seed), TrainStats(fast=fast.record()), [])  # fmt: skip
+    s = _State(
+        model,
+        _optimizer(model, cfg, fast),
+        EMA(model, cfg.ema) if cfg.ema > 0 else None,
+        torch.Generator().manual_seed(seed),
+        TrainStats(fast=fast.record()),
+        [],
+    )
     start = load_train_state(checkpoint, cell, cfg, s) if checkpoint and checkpoint.is_file() else 0
     s.evaluate = evaluate if cfg.eval_every else None
     if s.evaluate is not None and start == 0 and is_main():
@@ -277,13 +296,30 @@ def train(
     return s.stats
 
 
-def _loop(net: torch.nn.Module, diffusion: Diffusion, cfg: TrainCfg, s: _State, start: int, fast: FastPath,
-          checkpoint: Path | None, cell: str, desc: str, progress: bool) -> None:  # fmt: skip
+def _loop(
+    net: torch.nn.Module,
+    diffusion: Diffusion,
+    cfg: TrainCfg,
+    s: _State,
+    start: int,
+    fast: FastPath,
+    checkpoint: Path | None,
+    cell: str,
+    desc: str,
+    progress: bool,
+) -> None:
     """Steps ``start`` to ``cfg.steps``. The losses stay on the device and are read (one host sync)
     only to log them every ``train.log_every`` steps and before a checkpoint; a non-finite one stops
     the run there, naming the step where it first appeared."""
-    bar = tqdm(range(start, cfg.steps), desc=desc, disable=not (progress and is_main()), dynamic_ncols=True,
-               leave=False, initial=start, total=cfg.steps)  # fmt: skip
+    bar = tqdm(
+        range(start, cfg.steps),
+        desc=desc,
+        disable=not (progress and is_main()),
+        dynamic_ncols=True,
+        leave=False,
+        initial=start,
+        total=cfg.steps,
+    )
     for step in bar:
         t_start = time.perf_counter()
         s.pending.append((step, _step(net, diffusion, s.feed.next(), cfg, s, step, fast)))
@@ -314,8 +350,9 @@ def _drain(s: _State, cfg: TrainCfg) -> None:
     s.pending.clear()
 
 
-def _step(net: torch.nn.Module, diffusion: Diffusion, batch: list[Tensor], cfg: TrainCfg, s: _State, step: int,
-          fast: FastPath) -> Tensor:  # fmt: skip
+def _step(
+    net: torch.nn.Module, diffusion: Diffusion, batch: list[Tensor], cfg: TrainCfg, s: _State, step: int, fast: FastPath
+) -> Tensor:
     """One optimizer step; returns the loss averaged over ranks, a float32 tensor still on the device."""
     frames, actions, k, eps, targets = batch
     for group in s.opt.param_groups:

@@ -51,13 +51,38 @@ class Sizes:
 # full: about 2 min on 2 CPU cores at 2 repetitions (measured: 122 s at one thread), 5 now; quick: ~15 s, a
 # smoke test of every path
 FULL = Sizes(
-    clips=None, sampling_steps=None, reps=5, ssd_len=1024, ttt_len=1024, lstm_len=256, scan_rows=16, lstm_rows=256,
-    train_batch=None, train_warmup=2, train_steps=5, matmul_n=2048, metric_frames=256, i3d_clips=4,
-)  # fmt: skip
+    clips=None,
+    sampling_steps=None,
+    reps=5,
+    ssd_len=1024,
+    ttt_len=1024,
+    lstm_len=256,
+    scan_rows=16,
+    lstm_rows=256,
+    train_batch=None,
+    train_warmup=2,
+    train_steps=5,
+    matmul_n=2048,
+    metric_frames=256,
+    i3d_clips=4,
+)
 QUICK = Sizes(
-    clips=1, sampling_steps=1, reps=1, ssd_len=256, ttt_len=64, lstm_len=64, scan_rows=16, lstm_rows=64,
-    train_batch=4, train_warmup=1, train_steps=2, matmul_n=512, metric_frames=32, i3d_clips=1, modes_len=8,
-)  # fmt: skip
+    clips=1,
+    sampling_steps=1,
+    reps=1,
+    ssd_len=256,
+    ttt_len=64,
+    lstm_len=64,
+    scan_rows=16,
+    lstm_rows=64,
+    train_batch=4,
+    train_warmup=1,
+    train_steps=2,
+    matmul_n=512,
+    metric_frames=32,
+    i3d_clips=1,
+    modes_len=8,
+)
 
 
 @dataclass

@@ -48,8 +48,15 @@ def train_rows(b: Bench, preset: str, peak: float, steps: int = 20) -> list[dict
     for spec in suite.blocks:
         seed_everything(0)
         model = make_model(suite, spec, b.data, b.device)
-        run = lambda n: train(model, b.diffusion, b.data, suite.train.model_copy(update={"steps": n}),  # noqa: E731
-                              seed=0, device=b.device, progress=False)  # fmt: skip
+        run = lambda n: train(
+            model,
+            b.diffusion,
+            b.data,
+            suite.train.model_copy(update={"steps": n}),  # noqa: E731
+            seed=0,
+            device=b.device,
+            progress=False,
+        )
         run(3)  # compiles
         step_s = run(steps).step_s
         flops = train_flops(b, model, suite.train.batch_size, suite.train.clip_len)
@@ -76,8 +83,17 @@ def ssd_rows(b: Bench) -> list[dict[str, Any]]:
         y_ref, s_ref = ssd_chunked(*(t.float() for t in cast), chunk)
         y, s = ssd(*cast, chunk, requested="kernel")
         for what, err in (("output", _relerr(y, y_ref)), ("final_state", _relerr(s, s_ref))):
-            rows.append(b.row(kind="ssd", block="mamba2", preset=config, dtype=str(dtype).removeprefix("torch."),
-                              what=what, value=err, unit="relative error vs chunked"))  # fmt: skip
+            rows.append(
+                b.row(
+                    kind="ssd",
+                    block="mamba2",
+                    preset=config,
+                    dtype=str(dtype).removeprefix("torch."),
+                    what=what,
+                    value=err,
+                    unit="relative error vs chunked",
+                )
+            )
     return rows
 
 

@@ -52,8 +52,20 @@ def scan_rows(
     for mode in ("fwd", "fwd+bwd"):
         for impl, fn in impls.items():
             t = time_op(b, fn, inputs, mode)
-            rows.append(b.row(op=op, impl=impl, mode=mode, length=length, rows=n, config=config, ms=1e3 * t.median,
-                              ms_lo=1e3 * t.lo, ms_hi=1e3 * t.hi, reps=len(t.runs)))  # fmt: skip
+            rows.append(
+                b.row(
+                    op=op,
+                    impl=impl,
+                    mode=mode,
+                    length=length,
+                    rows=n,
+                    config=config,
+                    ms=1e3 * t.median,
+                    ms_lo=1e3 * t.lo,
+                    ms_hi=1e3 * t.hi,
+                    reps=len(t.runs),
+                )
+            )
             log(f"scan {op} {impl:14s} {mode:7s} length {length}: {1e3 * t.median:.1f} ms")
     return rows
 

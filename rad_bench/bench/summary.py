@@ -183,14 +183,29 @@ def modes_summary(rows: list[dict[str, Any]]) -> list[str]:
         )
         nf = row_ratio(w["naive window loop"], w["frame"], "s_per_step")
         table.append(
-            [block, *(f"{1e3 * r['s_per_step']:.0f}" for r in w.values()), show(fc),
-             verdict(fc, FRAME_VS_CHUNK_TARGET, at_most=True)[1], show(dc), show(nf),
-             verdict(nf, NAIVE_VS_FRAME_TARGET)[1]]
-        )  # fmt: skip
+            [
+                block,
+                *(f"{1e3 * r['s_per_step']:.0f}" for r in w.values()),
+                show(fc),
+                verdict(fc, FRAME_VS_CHUNK_TARGET, at_most=True)[1],
+                show(dc),
+                show(nf),
+                verdict(nf, NAIVE_VS_FRAME_TARGET)[1],
+            ]
+        )
     r0 = rows[0] if rows else {"batch": "?", "clip_len": "?"}
-    head = ["block", "chunk ms", "frame ms", "frame detached ms", "naive ms", "frame / chunk",
-            f"target <= {FRAME_VS_CHUNK_TARGET}x", "detached / chunk", "naive / frame",
-            f"target >= {NAIVE_VS_FRAME_TARGET}x"]  # fmt: skip
+    head = [
+        "block",
+        "chunk ms",
+        "frame ms",
+        "frame detached ms",
+        "naive ms",
+        "frame / chunk",
+        f"target <= {FRAME_VS_CHUNK_TARGET}x",
+        "detached / chunk",
+        "naive / frame",
+        f"target >= {NAIVE_VS_FRAME_TARGET}x",
+    ]
     intro = [
         "## 4. Training modes",
         "",
@@ -238,8 +253,14 @@ def summary_md(b: Bench, env: dict[str, Any], results: dict[str, list[dict[str, 
         f"All ratios are from this one run on this one device.",
         "",
     ]
-    parts = {"rollout": rollout_summary, "scans": scans_summary, "train": train_summary, "modes": modes_summary,
-             "metrics": metrics_summary, "gpu": gpu_summary}  # fmt: skip
+    parts = {
+        "rollout": rollout_summary,
+        "scans": scans_summary,
+        "train": train_summary,
+        "modes": modes_summary,
+        "metrics": metrics_summary,
+        "gpu": gpu_summary,
+    }
     for name, part in parts.items():
         lines += part(results[name]) if name in results else []
     skipped = [name for name in parts if name not in results]

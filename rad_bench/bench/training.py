@@ -107,8 +107,18 @@ def mode_rows(b: Bench, spec: BlockSpec) -> list[dict[str, Any]]:
             model.zero_grad(set_to_none=True)
 
         t = timed(step, b.device, b.sizes.reps)
-        rows.append(b.row(block=spec.display, way=way, batch=batch, clip_len=length, s_per_step=t.median,
-                          s_per_step_lo=t.lo, s_per_step_hi=t.hi, reps=len(t.runs)))  # fmt: skip
+        rows.append(
+            b.row(
+                block=spec.display,
+                way=way,
+                batch=batch,
+                clip_len=length,
+                s_per_step=t.median,
+                s_per_step_lo=t.lo,
+                s_per_step_hi=t.hi,
+                reps=len(t.runs),
+            )
+        )
         log(f"modes {spec.display:10s} {way:26s} {t.median * 1e3:8.1f} ms/step")
     return rows
 

@@ -105,8 +105,10 @@ class MemoryMazeConfig(RecordedConfig):
         if self.retrace_prob is None:
             self.retrace_prob = 0.5 if self.task == "retrieval" else 0.0
         if self.pose_features and self.action == "move":
-            raise ValueError("pose_features are part of the pose code, which action: move leaves out; "
-                             "use action: move+pose or pose_features: 0")  # fmt: skip
+            raise ValueError(
+                "pose_features are part of the pose code, which action: move leaves out; "
+                "use action: move+pose or pose_features: 0"
+            )
         return self
 
     def generation(self) -> dict[str, Any]:

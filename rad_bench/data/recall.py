@@ -95,9 +95,11 @@ class RecallConfig(DataConfig):
     )
     mix_slots: bool = Field(True, description="training episodes write 1..slots slots (Zoology's MQAR mix)")
     train_slots: int | None = Field(
-        None, ge=1, description="training episodes write 1..train_slots slots (default slots); fixed, it makes "
-        "data.slots an evaluation setting: one training per block and seed serves every K of a sweep"
-    )  # fmt: skip
+        None,
+        ge=1,
+        description="training episodes write 1..train_slots slots (default slots); fixed, it makes "
+        "data.slots an evaluation setting: one training per block and seed serves every K of a sweep",
+    )
     query_order: Literal["random", "rounds"] = Field(
         "random", description="queries: slots drawn with replacement, or rounds of every written slot once"
     )
@@ -146,8 +148,11 @@ class RecallConfig(DataConfig):
 
     def footprint(self, need: Demand) -> dict[str, float]:
         frames = need.batch_size * need.clip_len + need.clips * (need.context + need.horizon)
-        return {"data.max_slots (action width) x the frames of a batch and the evaluation episodes": 4.0
-                * (self.max_slots + 3) * frames}  # fmt: skip
+        return {
+            "data.max_slots (action width) x the frames of a batch and the evaluation episodes": 4.0
+            * (self.max_slots + 3)
+            * frames
+        }
 
     def check(self, need: Demand) -> None:
         write_delay = self.writes + self.delay

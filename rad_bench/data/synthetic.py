@@ -50,9 +50,11 @@ class SyntheticConfig(DataConfig):
         return {
             "data.episodes x world side (frame_size + (grid - 1) x step)^2": 12.0 * self.episodes * side**2,
             "data.episodes x data.episode_len (trajectories)": 24.0 * self.episodes * self.episode_len,
-            "data.grid^2 (action width) x train.batch_size x clip_len": 4.0 * self.grid**2 * need.batch_size
+            "data.grid^2 (action width) x train.batch_size x clip_len": 4.0
+            * self.grid**2
+            * need.batch_size
             * need.clip_len,
-        }  # fmt: skip
+        }
 
     def check(self, need: Demand) -> None:
         # evaluation episodes are drawn at context + horizon frames, whatever episode_len: only

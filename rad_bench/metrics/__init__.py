@@ -93,10 +93,18 @@ class MetricSpec:
 
 
 def declare(
-    name: str, higher_is_better: bool, scope: str, fn: str, description: str, protocol_fn: str = "", *,
-    bounds: tuple[float | None, float | None] = (None, None), unit: str = "", check_fn: str = "",
+    name: str,
+    higher_is_better: bool,
+    scope: str,
+    fn: str,
+    description: str,
+    protocol_fn: str = "",
+    *,
+    bounds: tuple[float | None, float | None] = (None, None),
+    unit: str = "",
+    check_fn: str = "",
     settings: type[Strict] | None = None,
-) -> MetricSpec:  # fmt: skip
+) -> MetricSpec:
     """Register a :class:`MetricSpec` under ``name`` (one call per file in ``rad_bench/metrics/specs/``)."""
     spec = MetricSpec(name, higher_is_better, scope, fn, description, protocol_fn, bounds, unit, check_fn, settings)
     return register_metric(name)(spec)

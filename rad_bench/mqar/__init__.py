@@ -11,8 +11,16 @@ scoring), ``report`` (table, figure), ``run`` (the lr sweep).
 from importlib import import_module
 from typing import Any
 
-_WHERE = {"MQARConfig": "config", "load_mqar": "config", "validate_mqar": "config", "make_mqar": "data",
-          "mqar_batch": "data", "stream": "data", "MQARModel": "model", "sweep_lr": "run"}  # fmt: skip
+_WHERE = {
+    "MQARConfig": "config",
+    "load_mqar": "config",
+    "validate_mqar": "config",
+    "make_mqar": "data",
+    "mqar_batch": "data",
+    "stream": "data",
+    "MQARModel": "model",
+    "sweep_lr": "run",
+}
 __all__ = sorted(_WHERE)
 
 

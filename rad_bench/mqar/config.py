@@ -27,9 +27,11 @@ class MQARConfig(Strict):
     blocks: list[str] | Literal["all"] = "all"
     block_kwargs: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per block, constructor kwargs")
     state_budget: int | None = Field(
-        None, ge=1, description="bytes of mixer state per layer and token: each constant-state block's state knob "
-        "set to the most state within it (full attention runs unbudgeted)"
-    )  # fmt: skip
+        None,
+        ge=1,
+        description="bytes of mixer state per layer and token: each constant-state block's state knob "
+        "set to the most state within it (full attention runs unbudgeted)",
+    )
     ks: list[int] = Field([2, 4, 8, 16], min_length=1, description="key-value pairs per sequence, each scored")
     seeds: list[int] = Field([0, 1, 2], min_length=1)
     # data: fixed length for every K, so one model trains on all K at once (Zoology trains on a mix too)
@@ -158,8 +160,10 @@ def validate_mqar(raw: dict[str, Any], where: str = "mqar suite") -> MQARConfig:
         try:
             cfg.kwargs_for(block)
         except ValueError as e:
-            raise SuiteError(f"{where}: field 'state_budget': block '{block}' cannot meet {cfg.state_budget} bytes per "
-                             f"token: {e}; raise the budget or drop the block") from None  # fmt: skip
+            raise SuiteError(
+                f"{where}: field 'state_budget': block '{block}' cannot meet {cfg.state_budget} bytes per "
+                f"token: {e}; raise the budget or drop the block"
+            ) from None
     check_memory(memory_need(cfg), where)
     return cfg
 

@@ -46,8 +46,10 @@ def sweep_lr(path_or_cfg: str | Path | MQARConfig, out_dir: str | Path) -> tuple
     df = pd.DataFrame(rows)
     chosen = choose_lr(df, cfg.lr)
     atomic_write_text(out_dir / "mqar_lr_sweep.csv", df.to_csv(index=False))
-    text = table_md(df.assign(block=df["block"] + " @ lr " + df["lr"].map("{:g}".format)),
-                    f"MQAR lr sweep on the val split (seed {cfg.sweep_seed})")  # fmt: skip
+    text = table_md(
+        df.assign(block=df["block"] + " @ lr " + df["lr"].map("{:g}".format)),
+        f"MQAR lr sweep on the val split (seed {cfg.sweep_seed})",
+    )
     yaml = "\n".join(f"  {b}: {lr:g}" for b, lr in chosen.items())
     text += f"\nChosen (mean val accuracy over K):\n\nlr_per_block:\n{yaml}\n"
     atomic_write_text(out_dir / "mqar_lr_sweep.md", text)

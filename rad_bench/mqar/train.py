@@ -135,8 +135,7 @@ def accuracy(model: MQARModel, cfg: MQARConfig, seed: int, split: str, k: int, n
 def score(trained: Trained, cfg: MQARConfig, split: str = "eval") -> list[dict]:
     """One tidy row per K: accuracy on ``split`` with chance, size and recipe."""
     n = cfg.eval_size if split == "eval" else cfg.val_size
-    x, _ = make_mqar(np.random.default_rng(0), 1, max(cfg.ks), cfg.seq_len, cfg.key_vocab, cfg.value_vocab,
-                     cfg.layout)  # fmt: skip
+    x, _ = make_mqar(np.random.default_rng(0), 1, max(cfg.ks), cfg.seq_len, cfg.key_vocab, cfg.value_vocab, cfg.layout)
     common = {
         "block": trained.block,
         "seed": trained.seed,

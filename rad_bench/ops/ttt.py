@@ -249,9 +249,16 @@ def ttt_dual(
 
 
 def ttt_dual_prefetch(
-    q: Tensor, k: Tensor, v: Tensor, eta: Tensor, ln_w: Tensor, ln_b: Tensor, state: dict[str, Tensor],
-    mini_batch: int, inner: str,
-) -> tuple[Tensor, dict[str, Tensor], tuple]:  # fmt: skip
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    eta: Tensor,
+    ln_w: Tensor,
+    ln_b: Tensor,
+    state: dict[str, Tensor],
+    mini_batch: int,
+    inner: str,
+) -> tuple[Tensor, dict[str, Tensor], tuple]:
     """:func:`ttt_dual` over clean tokens, plus what :func:`ttt_dual_read` needs: the clean ``k, v, eta``
     and every mini-batch piece's weights on entry (``W`` and ``W_mb``), never per-token weights."""
     pieces: list = []
@@ -270,9 +277,7 @@ def _grads_at(k: Tensor, v: Tensor, mb: dict[str, Tensor], ln_w: Tensor, ln_b: T
     return [(g2 @ mb["w2"].transpose(-1, -2)) * _gelu_grad(z1), g2, a1]
 
 
-def ttt_dual_read(
-    q: Tensor, k: Tensor, v: Tensor, eta: Tensor, ln_w: Tensor, ln_b: Tensor, ctx: tuple
-) -> Tensor:  # fmt: skip
+def ttt_dual_read(q: Tensor, k: Tensor, v: Tensor, eta: Tensor, ln_w: Tensor, ln_b: Tensor, ctx: tuple) -> Tensor:
     """For every (noisy) token ``t`` at once: ``f(q_t; W_t)`` where ``W_t`` is one TTT step on token ``t``
     from the weights the *clean* tokens ``< t`` left (``ctx`` from :func:`ttt_dual_prefetch`).
 

@@ -35,6 +35,7 @@ from rad_bench.kinds import stored_kind
 from rad_bench.report.combined import combined_leaderboard, combined_notes, combined_table, section_keys
 from rad_bench.report.document import Heading, Item, Para, Table, to_html, to_markdown, write_documents
 from rad_bench.report.figures import gap_bins, reach_groups
+from rad_bench.report.paths import resolve_run_dir, suite_name
 from rad_bench.report.runs import (
     ReportError,
     RunReport,
@@ -42,10 +43,8 @@ from rad_bench.report.runs import (
     load_run,
     markdown,
     notes,
-    resolve_run_dir,
     run_items,
     run_table,
-    suite_name,
     terminal,
 )
 from rad_bench.report.samples import TAG_COLORS, sample_gif, sample_strip
@@ -66,13 +65,45 @@ from rad_bench.results import LEADERBOARD_CSV, LEADERBOARD_MD, METRICS_CSV, writ
 from rad_bench.utils import atomic_write_text, check_tree
 
 __all__ = [  # the public names, so `from rad_bench import report; report.<name>` keeps working
-    "TAG_COLORS", "Heading", "Item", "Para", "ReportError", "RunReport", "Table", "bootstrap_ci", "clip_means",
-    "combined_leaderboard", "combined_table", "compare", "draw_figures", "efficiency_table", "gap_bins",
-    "leaderboard", "leaderboard_table", "load_run", "markdown", "notes", "pair_with_baseline",
-    "paired_differences", "reach_groups", "resolve_baseline", "resolve_run_dir", "run_items", "run_table",
-    "sample_gif", "sample_strip", "sort_table", "suite_name", "terminal", "to_html", "to_markdown", "with_comparison",
-    "write", "write_combined", "write_documents",
-]  # fmt: skip
+    "TAG_COLORS",
+    "Heading",
+    "Item",
+    "Para",
+    "ReportError",
+    "RunReport",
+    "Table",
+    "bootstrap_ci",
+    "clip_means",
+    "combined_leaderboard",
+    "combined_table",
+    "compare",
+    "draw_figures",
+    "efficiency_table",
+    "gap_bins",
+    "leaderboard",
+    "leaderboard_table",
+    "load_run",
+    "markdown",
+    "notes",
+    "pair_with_baseline",
+    "paired_differences",
+    "reach_groups",
+    "resolve_baseline",
+    "resolve_run_dir",
+    "run_items",
+    "run_table",
+    "sample_gif",
+    "sample_strip",
+    "sort_table",
+    "suite_name",
+    "terminal",
+    "to_html",
+    "to_markdown",
+    "with_comparison",
+    "write",
+    "write_combined",
+    "write_documents",
+]
 
 
 def _combine(run_dir: Path) -> None:
@@ -81,8 +112,10 @@ def _combine(run_dir: Path) -> None:
         (run_dir / "locks").mkdir(exist_ok=True)
         with FileLock(str(run_dir / "locks" / "combine.lock")):  # runs finishing together write them in turn
             if not combine(run_dir):
-                raise ReportError(f"{run_dir}: no cell verifies against its completion record; a folder written "
-                                  f"before records existed is taken in by `rad-bench adopt {run_dir}`")  # fmt: skip
+                raise ReportError(
+                    f"{run_dir}: no cell verifies against its completion record; a folder written "
+                    f"before records existed is taken in by `rad-bench adopt {run_dir}`"
+                )
 
 
 def write(run_dir: Path, sort_by: str | None = None, baseline: str | None = None) -> pd.DataFrame:
@@ -127,11 +160,15 @@ def write_combined(run_dirs: list[Path], out: Path) -> pd.DataFrame:
     for d in map(Path, run_dirs):  # the run folders are not written: each combined CSV must match its cells
         text = combined_metrics(d)[1] if (d / "cells").is_dir() else None
         if text is not None and text.encode() != (d / METRICS_CSV).read_bytes():
-            raise ReportError(f"{d / METRICS_CSV}: differs from the finished cells' records (cut short or edited); "
-                              f"`rad-bench report {d}` rebuilds it from them")  # fmt: skip
+            raise ReportError(
+                f"{d / METRICS_CSV}: differs from the finished cells' records (cut short or edited); "
+                f"`rad-bench report {d}` rebuilds it from them"
+            )
     if tokens := [str(d) for d in run_dirs if stored_kind(Path(d)) == "mqar"]:
-        raise ReportError(f"{tokens[0]}: a token suite's run (kind: mqar) has no frames or tags to combine with "
-                          f"others; `rad-bench report {tokens[0]}` writes its own report")  # fmt: skip
+        raise ReportError(
+            f"{tokens[0]}: a token suite's run (kind: mqar) has no frames or tags to combine with "
+            f"others; `rad-bench report {tokens[0]}` writes its own report"
+        )
     runs = [load_run(Path(d)) for d in run_dirs]
     for run, key in zip(runs, section_keys(runs)):
         draw_figures(run, out / "figures" / key)

@@ -111,8 +111,10 @@ def _html_item(it: Item) -> str:
     if isinstance(it, Table):
         return _html_table(it)
     cls = ' class="frames"' if it.frames else ""
-    return (f'<figure><img{cls} src="{_data_uri(it.path)}" alt="{html.escape(it.caption)}">'
-            f"<figcaption>{_inline(it.caption)}</figcaption></figure>")  # fmt: skip
+    return (
+        f'<figure><img{cls} src="{_data_uri(it.path)}" alt="{html.escape(it.caption)}">'
+        f"<figcaption>{_inline(it.caption)}</figcaption></figure>"
+    )
 
 
 CSS = (

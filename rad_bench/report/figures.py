@@ -105,8 +105,9 @@ def plot_metric_vs_frame_by_tag(df: pd.DataFrame, metric: str, out: Path) -> Pat
         return None
     unit, styles, groups, chances = unit_of(sub), _styles(df), reach_groups(df), chance_levels(df, metric)
     tags = [t for t in TAGS if (sub["tag"] == t).any()]  # a tag no frame has gets no empty panel
-    fig, axes = plt.subplots(1, len(tags), figsize=(1.5 + 4.2 * len(tags), 3.8), sharex=True, sharey=True,
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        1, len(tags), figsize=(1.5 + 4.2 * len(tags), 3.8), sharex=True, sharey=True, squeeze=False
+    )
     axes = axes[0]
     for ax, tag in zip(axes, tags):
         for block, g in sub[sub["tag"] == tag].groupby("block"):
@@ -129,8 +130,9 @@ def _shared_legend(fig: plt.Figure, axes: Any) -> None:
         for h, label in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(label, h)
     if seen:
-        axes[-1].legend(list(seen.values()), list(seen), fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5),
-                        frameon=False)  # fmt: skip
+        axes[-1].legend(
+            list(seen.values()), list(seen), fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False
+        )
 
 
 def gap_bins(gap: pd.Series, max_distinct: int = 16, n_bins: int = 10) -> pd.Series:
@@ -172,8 +174,12 @@ def plot_metric_vs_gap(df: pd.DataFrame, metric: str, out: Path) -> Path | None:
         ax.plot([], [], " ", label=f"reach {r}: every gap shown is beyond it")
     chance_line(ax, chance_levels(df, metric))
     ax.set_xlim(left, centres[-1] + 0.05 * span)
-    ax.set_xticks(centres, [f"{c:.3g}" for c in centres], fontsize=7 if len(centres) > 10 else None,
-                  rotation=45 if len(centres) > 8 else 0)  # fmt: skip
+    ax.set_xticks(
+        centres,
+        [f"{c:.3g}" for c in centres],
+        fontsize=7 if len(centres) > 10 else None,
+        rotation=45 if len(centres) > 8 else 0,
+    )
     binned = " (bin centre)" if not sub["gap_bin"].equals(sub["gap"].astype(float)) else ""
     ax.set_xlabel(f"gap: frames since the place was last shown in the context{binned}")
     ax.set_ylabel(get_metric(metric).label())
@@ -275,8 +281,18 @@ def _draw_series(ax: plt.Axes, points: pd.DataFrame, x: str, colors: dict[str, s
         g, color = g.sort_values(x), colors[str(series)]
         ref = bool(g["reference"].any())
         label, ls = (f"{series} (ref)", "--") if ref else (series, "-")
-        ax.errorbar(g[x], g["y"], yerr=g["err"].fillna(0).to_numpy(), ls=ls, marker=None if key else "o", ms=4,
-                    capsize=3, color=color, label=label, zorder=1 if ref else 3)  # fmt: skip
+        ax.errorbar(
+            g[x],
+            g["y"],
+            yerr=g["err"].fillna(0).to_numpy(),
+            ls=ls,
+            marker=None if key else "o",
+            ms=4,
+            capsize=3,
+            color=color,
+            label=label,
+            zorder=1 if ref else 3,
+        )
         if key:
             for px, py, v in zip(g[x], g["y"], g["x"]):
                 ax.plot(px, py, MARKERS[values.index(v) % len(MARKERS)], color=color, ms=5)

@@ -192,15 +192,23 @@ def run_caveats(rec: Record, df: pd.DataFrame, table: pd.DataFrame) -> list[str]
     file_seeds = (rec.suite_now or {}).get("seeds")
     want = max(len(named or []), len(file_seeds or []))
     if want > seeds:
-        out.append(f"**Fewer seeds than the suite names**: {seeds} scored of {want}; the intervals are wider and "
-                   "the run is not the suite's result.")  # fmt: skip
+        out.append(
+            f"**Fewer seeds than the suite names**: {seeds} scored of {want}; the intervals are wider and "
+            "the run is not the suite's result."
+        )
     if seeds == 1:
-        out.append("**One seed**: every ± interval is over evaluation clips of one training, so it says nothing "
-                   "about how much another training would differ.")  # fmt: skip
+        out.append(
+            "**One seed**: every ± interval is over evaluation clips of one training, so it says nothing "
+            "about how much another training would differ."
+        )
     if any(overrides(c) for c in cmds):
-        out.append("**Command-line overrides** (`--set`, listed under *What was run*): the run differs from the "
-                   "suite file; quote it with them.")  # fmt: skip
+        out.append(
+            "**Command-line overrides** (`--set`, listed under *What was run*): the run differs from the "
+            "suite file; quote it with them."
+        )
     elif file_differences(rec):
-        out.append("**The suite file has changed since this run** (see *What was run*): rerun it, or quote the "
-                   "run with the values it used.")  # fmt: skip
+        out.append(
+            "**The suite file has changed since this run** (see *What was run*): rerun it, or quote the "
+            "run with the values it used."
+        )
     return out

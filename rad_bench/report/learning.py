@@ -52,9 +52,15 @@ def steps_to_reach(curves: pd.DataFrame, level: float) -> pd.DataFrame:
             firsts.append(float(hit["step"].iloc[0]) if len(hit) else np.nan)
             finals.append(float(s["value"].iloc[-1]))
         reached = [x for x in firsts if np.isfinite(x)]
-        rows.append({"block": block, "seeds": len(firsts), "reached": len(reached),
-                     "steps_to_reach": float(np.mean(reached)) if reached else np.nan,
-                     "final": float(np.mean(finals))})  # fmt: skip
+        rows.append(
+            {
+                "block": block,
+                "seeds": len(firsts),
+                "reached": len(reached),
+                "steps_to_reach": float(np.mean(reached)) if reached else np.nan,
+                "final": float(np.mean(finals)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -62,10 +68,14 @@ def reach_table(curves: pd.DataFrame) -> Table:
     level, metric = reach_level(curves), str(curves["metric"].iloc[0])
     t = steps_to_reach(curves, level)
     rows = [
-        [str(r.block), f"{r.reached} of {r.seeds}", "—" if np.isnan(r.steps_to_reach) else f"{r.steps_to_reach:.0f}",
-         f"{r.final:.3f}"]
+        [
+            str(r.block),
+            f"{r.reached} of {r.seeds}",
+            "—" if np.isnan(r.steps_to_reach) else f"{r.steps_to_reach:.0f}",
+            f"{r.final:.3f}",
+        ]
         for r in t.sort_values("final", ascending=not _higher(metric)).itertuples()
-    ]  # fmt: skip
+    ]
     return Table(["block", f"seeds reaching {level:.3g}", "mean steps to reach", f"final {metric}"], rows)
 
 

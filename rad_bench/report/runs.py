@@ -46,7 +46,6 @@ from rad_bench.report.views import (
     unit_note,
 )
 from rad_bench.results import EFFICIENCY_CSV, METRICS_CSV, STATE_CSV, capacity_key, split_column, sweep_point
-from rad_bench.schema import safe_name
 
 
 class ReportError(ValueError):
@@ -143,8 +142,19 @@ def load_run(run_dir: Path, sort_by: str | None = None, baseline: str | None = N
     table = sort_table(with_comparison(table, df, base), sort_by)
     metrics = list(dict.fromkeys(df["metric"]))
     suite = _suite_of(run_dir, df)
-    return RunReport(run_dir, suite, df, table, unit, metrics, sort_by, base, capacity=capacity_key(resolved),
-                     sweep=tuple(resolved.get("sweep") or ()), record=record)  # fmt: skip
+    return RunReport(
+        run_dir,
+        suite,
+        df,
+        table,
+        unit,
+        metrics,
+        sort_by,
+        base,
+        capacity=capacity_key(resolved),
+        sweep=tuple(resolved.get("sweep") or ()),
+        record=record,
+    )
 
 
 def _check_metric_names(path: Path, df: pd.DataFrame) -> None:
@@ -191,8 +201,10 @@ def draw_figures(run: RunReport, fig_dir: Path) -> None:
     curves = optional("learning curves (cells/*/curve.csv)", lambda: read_curves(run.run_dir))
     if curves is not None:
         chance = chance_levels(df, split_column(str(curves["metric"].iloc[0]))[0])
-        figs["learning"] = optional("learning-curve figure", lambda: plot_learning_curves(
-            curves, fig_dir / "learning_curves", chance[0] if len(chance) == 1 else None))  # fmt: skip
+        figs["learning"] = optional(
+            "learning-curve figure",
+            lambda: plot_learning_curves(curves, fig_dir / "learning_curves", chance[0] if len(chance) == 1 else None),
+        )
     reach, shown = int(df["reach"].iloc[0]) if "reach" in df else 1, _sample_point(run)[0]
     samples = run.run_dir / "samples"
     figs["samples_png"] = optional(
@@ -237,7 +249,7 @@ def _capacity_figures(run: RunReport, fig_dir: Path) -> dict[str, Path | None]:
             "capacity vs state figure",
             lambda: plot_capacity_vs_state(
                 run.table, run.df, eff, key, run.sort_by, fig_dir / "capacity_vs_state", run.sweep
-            ),  # fmt: skip
+            ),
         )
     return figs
 
@@ -344,12 +356,16 @@ def _learning_items(run: RunReport) -> list[Item]:
     if steps.empty:  # train.steps: 0, the untrained score only
         return []
     metric, every = str(curves["metric"].iloc[0]), int(steps.min())
-    caption = (f"{metric} on the validation episodes (never the reported test episodes) during training, every "
-               f"{every} steps, scored on the frames the leaderboard scores; mean over seeds, band ± stderr. "
-               "A sweep sharing one training per block and seed draws it once, at its first data point.")  # fmt: skip
-    note = ("Steps to reach: the first scored step at which a seed reached the dashed level (halfway from the "
-            "untrained score to the best block's final score, one level for every block), mean over the seeds "
-            "that reached it.")  # fmt: skip
+    caption = (
+        f"{metric} on the validation episodes (never the reported test episodes) during training, every "
+        f"{every} steps, scored on the frames the leaderboard scores; mean over seeds, band ± stderr. "
+        "A sweep sharing one training per block and seed draws it once, at its first data point."
+    )
+    note = (
+        "Steps to reach: the first scored step at which a seed reached the dashed level (halfway from the "
+        "untrained score to the best block's final score, one level for every block), mean over the seeds "
+        "that reached it."
+    )
     return [Figure(run.figures["learning"], caption), reach_table(curves), Para(note)]
 
 
@@ -396,47 +412,3 @@ def run_items(run: RunReport, level: int, title: str | None = None) -> list[Item
     samples = _sample_items(run)
     items += [Heading(level + 1, "Samples"), *samples] if samples else []
     return items
-
-
-def suite_name(path: Path, _seen: tuple[Path, ...] = ()) -> str:
-    """A suite file's ``name:``, following ``include:``. Plain YAML on purpose: validating the suite
-    would import the block registry and with it torch, which the report never needs."""
-    import yaml
-
-    path = path.resolve()
-    if path in _seen:
-        raise ReportError(f"{path}: include cycle: {' -> '.join(str(p) for p in (*_seen, path))}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ReportError(f"{path}: cannot read the suite ({e})") from e
-    if not isinstance(raw, dict):
-        raise ReportError(f"{path}: a suite must be a mapping of keys")
-    if "name" in raw:
-        return str(raw["name"])
-    if isinstance(raw.get("include"), str):
-        return suite_name(path.parent / raw["include"], (*_seen, path))
-    raise ReportError(f"{path}: no `name:` here or in an included file; add `name: <suite>`")
-
-
-def resolve_run_dir(path: Path, results_root: Path = Path("results")) -> Path:
-    """A run folder from a run folder, a suite results folder (its newest run by name that has a
-    metrics.csv) or a suite YAML (its results folder under ``results_root``)."""
-    if path.is_file() and path.suffix in (".yaml", ".yml"):
-        name = suite_name(path)
-        try:
-            safe_name(name)
-        except ValueError as e:
-            raise ReportError(f"{path}: field 'name': {e}") from None
-        if not (results_root / name).is_dir():
-            raise ReportError(f"{path}: suite '{name}' has no results in {results_root / name}; run it first")
-        path = results_root / name
-    if (path / METRICS_CSV).is_file():
-        return path
-    runs = sorted(d for d in path.iterdir() if (d / METRICS_CSV).is_file()) if path.is_dir() else []
-    if not runs:
-        raise ReportError(
-            f"{path}: no metrics.csv and no run folder under it holding one; pass a run folder "
-            "(results/<suite>/<run>), a suite's results folder (results/<suite>/) or a suite YAML"
-        )
-    return runs[-1]

@@ -27,8 +27,12 @@ def _table(s: pd.DataFrame) -> Table:
         sizes = [f"{int(first['params']):,}", f"{int(first['state_bytes']):,}", f"{first['lr']:g}"]
         rows.append([str(block), *acc, *sizes])
     header = ["block", *(f"K={k}" for k in ks), "params", "state bytes", "lr"]
-    return Table(header, rows, note=f"Held-out accuracy at the query steps, mean ± 95% t-interval over seeds; "
-                 f"chance {s['chance'].iloc[0]:.3f}.")  # fmt: skip
+    return Table(
+        header,
+        rows,
+        note=f"Held-out accuracy at the query steps, mean ± 95% t-interval over seeds; "
+        f"chance {s['chance'].iloc[0]:.3f}.",
+    )
 
 
 def write_tokens(run_dir: Path) -> pd.DataFrame:

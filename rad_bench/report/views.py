@@ -99,16 +99,20 @@ def slim(t: Table, fixed: int, settings: int) -> Table:
     with one value in every row."""
     empty = [i for i in range(fixed, len(t.header)) if all(r[i] == "—" for r in t.rows)]
     same = [
-        i for i in range(fixed, fixed + settings)
+        i
+        for i in range(fixed, fixed + settings)
         if i not in empty and len(t.rows) > 1 and len({r[i] for r in t.rows}) == 1
-    ]  # fmt: skip
+    ]
     drop = set(empty) | set(same)
     notes = []
     if same:
         notes.append("Every row: " + ", ".join(f"{t.header[i]} = {t.rows[0][i]}" for i in same) + ".")
     if empty:
-        notes.append("Left out, no frame of theirs scored in any row: "
-                     + ", ".join(t.header[i].rstrip(" ↑↓") for i in empty) + ".")  # fmt: skip
+        notes.append(
+            "Left out, no frame of theirs scored in any row: "
+            + ", ".join(t.header[i].rstrip(" ↑↓") for i in empty)
+            + "."
+        )
     if any("†" in c for r in t.rows for c in r):
         notes.append(OUTSIDE_NOTE)
     keep = [i for i in range(len(t.header)) if i not in drop]

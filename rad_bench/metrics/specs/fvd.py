@@ -15,14 +15,20 @@ def check(rollout: Any, settings: SetSettings) -> None:
     if bucket is not None and bucket < 9:
         raise ValueError(f"{at}.bucket': {bucket} frames; I3D needs at least 9: raise it or leave it unset")
     if bucket is not None and rollout.horizon < bucket:
-        raise ValueError(f"{at}.bucket': {bucket} > rollout.horizon ({rollout.horizon}): no FVD bucket fits; lower "
-                         "it or leave it unset")  # fmt: skip
+        raise ValueError(
+            f"{at}.bucket': {bucket} > rollout.horizon ({rollout.horizon}): no FVD bucket fits; lower "
+            "it or leave it unset"
+        )
     if rollout.clips % batches:
-        raise ValueError(f"{at}.batches': rollout.clips ({rollout.clips}) must be a multiple of it ({batches}): "
-                         "every FVD batch holds the same number of videos")  # fmt: skip
+        raise ValueError(
+            f"{at}.batches': rollout.clips ({rollout.clips}) must be a multiple of it ({batches}): "
+            "every FVD batch holds the same number of videos"
+        )
     if rollout.context + rollout.horizon < 9:
-        raise ValueError("field 'metrics': fvd needs episodes of >= 9 frames (I3D): raise rollout.context + "
-                         "rollout.horizon, or drop fvd")  # fmt: skip
+        raise ValueError(
+            "field 'metrics': fvd needs episodes of >= 9 frames (I3D): raise rollout.context + "
+            "rollout.horizon, or drop fvd"
+        )
 
 
 declare(
