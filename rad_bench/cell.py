@@ -38,7 +38,7 @@ from rad_bench.results import (
     write_csv,
 )
 from rad_bench.reuse import find_trained, load_trained, training_key
-from rad_bench.rollout import EVAL_NOISE_SEED, RolloutStats, rollout
+from rad_bench.rollout import EVAL_NOISE_SEED, RolloutStats, rollout_batch
 from rad_bench.rundir import (
     on_main,
     train_checkpoint,
@@ -120,15 +120,14 @@ def _roll_out(
     step_model = torch.compile(model, dynamic=True) if fast.compile else model  # shapes grow with the state
     chunks, stats = [], []
     for i in range(0, r.clips, r.batch_size):
-        gen, st = rollout(
+        gen, st = rollout_batch(
             model,
             diffusion,
-            ev.frames[i : i + r.batch_size],
-            ev.actions[i : i + r.batch_size],
-            context=r.context,
-            horizon=r.horizon,
-            sampling_steps=r.sampling_steps,
-            g=torch.Generator().manual_seed(EVAL_NOISE_SEED + i),
+            ev.frames,
+            ev.actions,
+            r,
+            i,
+            EVAL_NOISE_SEED,
             progress=ctx.progress,
             desc=f"rollout {cell}",
             step_model=step_model,

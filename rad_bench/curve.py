@@ -22,7 +22,7 @@ from rad_bench.data import Dataset
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import VideoDiT
 from rad_bench.results import CURVE_CSV, split_column
-from rad_bench.rollout import rollout
+from rad_bench.rollout import rollout_batch
 from rad_bench.score import frame_tags, score_frames
 
 __all__ = ["CURVE_CSV", "curve_metric", "curve_rows", "evaluator"]
@@ -48,17 +48,7 @@ def evaluator(model: VideoDiT, diffusion: Diffusion, data: Dataset, suite: Suite
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             gen = torch.cat(
                 [
-                    rollout(
-                        model,
-                        diffusion,
-                        ev.frames[i : i + r.batch_size],
-                        ev.actions[i : i + r.batch_size],
-                        context=r.context,
-                        horizon=r.horizon,
-                        sampling_steps=r.sampling_steps,
-                        g=torch.Generator().manual_seed(CURVE_NOISE_SEED + i),
-                        progress=False,
-                    )[0]
+                    rollout_batch(model, diffusion, ev.frames, ev.actions, r, i, CURVE_NOISE_SEED, progress=False)[0]
                     for i in range(0, r.clips, r.batch_size)
                 ]
             )

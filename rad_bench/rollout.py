@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +23,9 @@ from tqdm.auto import tqdm
 
 from rad_bench.model.diffusion import Diffusion
 from rad_bench.model.dit import DiTState, VideoDiT
+
+if TYPE_CHECKING:
+    from rad_bench.sections import RolloutCfg
 
 EVAL_NOISE_SEED = 1234  # evaluation rollout noise: identical for every block and seed (plus the clip index)
 
@@ -107,3 +111,31 @@ def rollout(
     stats.seconds = time.perf_counter() - t_start
     stats.frames = b * horizon
     return torch.cat(out, dim=1).cpu(), stats
+
+
+def rollout_batch(
+    model: VideoDiT,
+    diffusion: Diffusion,
+    frames: Tensor,
+    actions: Tensor,
+    r: RolloutCfg,
+    start: int,
+    noise_seed: int,
+    **kwargs: Any,
+) -> tuple[Tensor, RolloutStats]:
+    """:func:`rollout` of clips ``start`` to ``start + r.batch_size`` of ``frames`` and ``actions`` at the suite's
+    rollout settings (context, horizon, sampling steps), the sampler's noise seeded by ``noise_seed + start``
+    (the same for every block and seed); ``kwargs`` as :func:`rollout`'s."""
+    end = start + r.batch_size
+    g = torch.Generator().manual_seed(noise_seed + start)
+    return rollout(
+        model,
+        diffusion,
+        frames[start:end],
+        actions[start:end],
+        context=r.context,
+        horizon=r.horizon,
+        sampling_steps=r.sampling_steps,
+        g=g,
+        **kwargs,
+    )
