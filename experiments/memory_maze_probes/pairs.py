@@ -68,7 +68,7 @@ def main() -> None:
     how.add_argument("--pair", nargs=2, action="append", metavar=("A", "B"), help="A against B (repeatable)")
     ap.add_argument("--by-gap", action="store_true", help="mean revisit PSNR difference per gap bin")
     args = ap.parse_args()
-    metrics = pd.read_csv(args.run / "metrics.csv")
+    metrics = pd.read_csv(args.run / "metrics.csv", low_memory=False)
     cm = clip_means(metrics)
     if args.against:
         blocks = [b for b in dict.fromkeys(cm.index.get_level_values("block")) if b != args.against]
