@@ -573,3 +573,21 @@ def test_combined_report_refuses_a_folder_that_holds_no_report(tmp_path):
     for _ in range(2):  # a new folder, then the same folder again: an earlier report is replaced
         res = cli.invoke(app, ["report", str(a), str(b), "--out", str(again)])
         assert res.exit_code == 0, res.output
+
+
+def test_learning_curves_draw_a_blocks_sweep_points_in_their_own_line_styles(tmp_path, monkeypatch):
+    from rad_bench.report import learning
+
+    drawn = {}
+    monkeypatch.setattr(learning, "_save", lambda fig, stem: drawn.setdefault("fig", fig) and stem)
+    labels = ("mamba2[slots=2]", "mamba2[slots=4]", "none[slots=2]")
+    rows = [
+        {"block": b, "seed": s, "step": st, "value": 0.1 * st / 100 + s, "metric": "recall_acc"}
+        for b in labels
+        for s in (0, 1)
+        for st in (0, 100)
+    ]
+    learning.plot_learning_curves(pd.DataFrame(rows), tmp_path / "curves")
+    lines = {ln.get_label(): ln for ln in drawn["fig"].axes[0].get_lines()}
+    a, b = lines["mamba2[slots=2]"], lines["mamba2[slots=4]"]
+    assert a.get_color() == b.get_color() and a.get_linestyle() != b.get_linestyle()

@@ -79,14 +79,21 @@ def reach_table(curves: pd.DataFrame) -> Table:
     return Table(["block", f"seeds reaching {level:.3g}", "mean steps to reach", f"final {metric}"], rows)
 
 
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
 def plot_learning_curves(curves: pd.DataFrame, stem: Path, chance: float | None = None) -> Path:
-    """Metric vs training steps, one line per block: mean over seeds, band ± stderr; the reach level dashed."""
+    """Metric vs training steps, one line per block: mean over seeds, band ± stderr (a block's sweep points in
+    one colour, each its own line style); the reach level dashed."""
     fig, ax = plt.subplots(figsize=(6.4, 4))
+    seen: dict[str, int] = {}  # lines per colour so far: a block's sweep points differ by line style
     for block, g in sorted(curves.groupby("block"), key=lambda x: str(x[0])):
         per = g.pivot_table(index="step", columns="seed", values="value")
         mean, err = per.mean(axis=1), per.std(axis=1, ddof=1).fillna(0) / np.sqrt(per.count(axis=1))
         color = block_color(str(block))
-        ax.plot(mean.index, mean.values, marker="o", ms=3, color=color, label=str(block))
+        style = LINE_STYLES[seen.get(color, 0) % len(LINE_STYLES)]
+        seen[color] = seen.get(color, 0) + 1
+        ax.plot(mean.index, mean.values, marker="o", ms=3, color=color, ls=style, label=str(block))
         ax.fill_between(mean.index, mean - err, mean + err, alpha=0.15, color=color, lw=0)
     ax.axhline(reach_level(curves), color="k", ls="--", lw=1, label="steps-to-reach level")
     chance_line(ax, [chance] if chance is not None else [])
