@@ -118,7 +118,9 @@ def run(
     with _boundary(suite):
         kind, s = load(suite, set_ or [])
         if kind.name == "mqar":  # a token suite: one process, no cluster jobs
-            out = _start_tokens(s, where, progress=progress, workers=workers, launcher=launcher, threads=threads)
+            out = _start_tokens(
+                s, where, progress=progress, report=report, workers=workers, launcher=launcher, threads=threads
+            )
         else:
             workers, threads = _processes(s, workers, threads, launcher)
             out = _start(
@@ -218,17 +220,26 @@ def _start(
 
 
 def _start_tokens(
-    s: Any, where: dict[str, Any], *, progress: bool, workers: int | None, launcher: str, threads: int | None
+    s: Any,
+    where: dict[str, Any],
+    *,
+    progress: bool,
+    report: bool,
+    workers: int | None,
+    launcher: str,
+    threads: int | None,
 ) -> Path:
     """Run a token suite (``kind: mqar``, :mod:`rad_bench.token_run`) here, in one process."""
     from rad_bench.launch import LaunchError, worker_threads
     from rad_bench.token_run import run_token_suite
     from rad_bench.utils import set_threads
 
-    if launcher != "none" or (workers or 1) > 1:
-        raise LaunchError("a token suite (kind: mqar) runs in one process; drop --workers and --launcher")
+    if launcher != "none" or (workers or 1) > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise LaunchError(
+            "a token suite (kind: mqar) runs in one process; drop --workers and --launcher, and run it without torchrun"
+        )
     set_threads(worker_threads(1, threads))
-    return run_token_suite(s, **where, argv=sys.argv, progress=progress)
+    return run_token_suite(s, **where, argv=sys.argv, progress=progress, report=report)
 
 
 @app.command()

@@ -38,14 +38,14 @@ def _video(raw: dict[str, Any], where: str) -> Suite:
 
 KINDS: dict[str, Kind] = {
     "video": Kind("video", _video, resolved_dict),
-    "mqar": Kind("mqar", validate_mqar, lambda s: s.model_dump(mode="json")),
+    "mqar": Kind("mqar", validate_mqar, lambda s: s.model_dump(mode="json", exclude={"progress"})),  # display only
 }
 
 
 def kind_of(raw: dict[str, Any], where: str) -> Kind:
     """The kind a suite mapping names (``video`` when it names none); an unknown one is an error with the choices."""
     name = raw.get("kind", "video")
-    if name not in KINDS:
+    if not isinstance(name, str) or name not in KINDS:
         raise SuiteError(
             f"{where}: field 'kind': {name!r} is not a suite kind; use one of {', '.join(KINDS)} "
             "(or leave it out for a video suite)"

@@ -34,8 +34,10 @@ def run_token_suite(
     results_root: Path = Path("results"),
     argv: list[str] | None = None,
     progress: bool = True,
+    report: bool = True,
 ) -> Path:
-    """Every (block, seed) cell of ``cfg`` not already done, then the report; returns the run folder."""
+    """Every (block, seed) cell of ``cfg`` not already done, then (``report``) the report; returns the run
+    folder."""
     limited = limit_steps is not None and limit_steps < cfg.steps
     if limited:
         cfg = cfg.model_copy(update={"steps": limit_steps})
@@ -46,7 +48,8 @@ def run_token_suite(
     with torch_threads(cfg.threads):
         for block, seed, name in tqdm(todo, desc="mqar", disable=not (progress and cfg.progress)):
             run_locked(run_dir, name, lambda b=block, s=seed, n=name: _cell(cfg, b, s, run_dir, n), wait=True)
-    report_.write(run_dir)
+    if report:
+        report_.write(run_dir)
     return run_dir
 
 

@@ -79,7 +79,7 @@ def test_a_token_suite_resumes_and_reports_like_a_video_suite(tmp_path):
     first = pd.read_csv(run_dir / "metrics.csv").drop(columns="train_s")
     (run_dir / "cells" / "none-s1" / "done.json").unlink()  # as if killed before its record
     (run_dir / "cells" / "none-s1" / "metrics.csv").unlink()
-    res = mqar(tmp_path, "--set", "seeds=[0, 1]", "--resume")
+    res = mqar(tmp_path, "--set", "seeds=[0, 1]", "--set", "progress=true", "--resume")  # display: not the suite
     assert res.exit_code == 0, res.output
     assert "(1 of 2 cells to run)" in res.output
     again = pd.read_csv(run_dir / "metrics.csv").drop(columns="train_s")  # train_s: wall seconds
@@ -101,6 +101,7 @@ def test_a_token_run_is_not_combined_with_video_runs(tmp_path):
 
 @pytest.mark.parametrize("args, patterns", [
     (["--set", "kind=audio"], ["field 'kind'", "'audio' is not a suite kind", "video, mqar"]),
+    (["--set", "kind=[mqar]"], ["field 'kind'", "is not a suite kind"]),
     (["--workers", "2"], ["runs in one process", "drop --workers"]),
 ])  # fmt: skip
 def test_a_token_suite_kind_and_processes_are_checked(tmp_path, args, patterns):

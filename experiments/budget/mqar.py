@@ -56,8 +56,11 @@ def blocks_at(budget: int, overrides: list[str]) -> tuple[list[str], dict[str, i
 
 def _one(out: Path, budget: int | None, overrides: list[str]) -> pd.DataFrame:
     """One budget's MQAR run (constant-state blocks), or full attention and `none` unbudgeted (``budget=None``).
-    Its run folder resumes: finished cells are read back, not trained again."""
+    Its run folder resumes: finished cells are read back, not trained again (a folder in the layout before
+    that, with its ``mqar_suite.json``, is read back whole)."""
     name = "unbudgeted" if budget is None else f"budget_{budget}"
+    if (out / name / "mqar_suite.json").is_file():  # written before token runs shared the run folder layout
+        return pd.read_csv(out / name / "mqar.csv").assign(budget=budget)
     if budget is None:
         cfg = load_mqar(SUITE, [*overrides, "blocks=[full_attn, none]"])
     else:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rad_bench.mqar.config import load_mqar
 from rad_bench.mqar.run import sweep_lr
+from rad_bench.report.runs import ReportError
 from rad_bench.suitefile import SuiteError
 from rad_bench.token_run import run_mqar
 
@@ -29,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         _, chosen = sweep_lr(cfg, args.out)
         print("lr_per_block: {" + ", ".join(f"{b}: {lr:g}" for b, lr in chosen.items()) + "}")
     else:
-        run_mqar(cfg, args.out)
+        try:
+            run_mqar(cfg, args.out)
+        except (SuiteError, ReportError) as e:  # e.g. --out holds something else
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         print((args.out / "leaderboard.md").read_text())
     return 0
 

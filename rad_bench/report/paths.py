@@ -1,5 +1,5 @@
 """Which run folder a ``rad-bench report PATH`` means: a run folder itself, a suite's results folder (its newest
-run) or a suite file (its ``name:``, read as plain YAML, so the report loads no suite validation)."""
+run) or a suite file (its ``name:``, read as plain YAML: the suite is not validated)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ def _table(s: pd.DataFrame) -> Table:
 def write_tokens(run_dir: Path) -> pd.DataFrame:
     """The report files of a token suite's run folder whose combined metrics.csv is written; returns the
     leaderboard (one row per block and K)."""
-    df = read_csv_checked(run_dir / METRICS_CSV, COLUMNS[:4], numeric=("K", "seed", "accuracy"))
+    numbers = ("K", "seed", "accuracy", "chance", "params", "state_bytes", "lr")
+    df = read_csv_checked(run_dir / METRICS_CSV, COLUMNS, numeric=numbers)
     name = (yaml.safe_load((run_dir / "suite.resolved.yaml").read_text()) or {}).get("name", "mqar")
     s = summary(df)
     write_table(run_dir / LEADERBOARD_CSV, s)
