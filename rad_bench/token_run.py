@@ -41,12 +41,13 @@ def run_token_suite(
     limited = limit_steps is not None and limit_steps < cfg.steps
     if limited:
         cfg = cfg.model_copy(update={"steps": limit_steps})
+    cfg = cfg.model_copy(update={"progress": cfg.progress and progress})  # --no-progress: every bar off
     run_dir = start_run_dir(cfg, run_dir, resume, limited, results_root, argv, cfg.device)
     cells = [(block, seed, f"{block}-s{seed}") for block in cfg.block_names() for seed in cfg.seeds]
     todo = [c for c in cells if not cell_done(run_dir, c[2])]
     print(f"rad-bench: {run_dir} ({len(todo)} of {len(cells)} cells to run)", file=sys.stderr)
     with torch_threads(cfg.threads):
-        for block, seed, name in tqdm(todo, desc="mqar", disable=not (progress and cfg.progress)):
+        for block, seed, name in tqdm(todo, desc="mqar", disable=not cfg.progress):
             run_locked(run_dir, name, lambda b=block, s=seed, n=name: _cell(cfg, b, s, run_dir, n), wait=True)
     if report:
         report_.write(run_dir)
