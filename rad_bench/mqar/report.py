@@ -20,27 +20,33 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return out.merge(extra, on=["block", "K"])
 
 
-def table_md(df: pd.DataFrame, title: str = "MQAR calibration") -> str:
-    """Markdown: block x K cells ``mean ± ci95``, then params, state bytes and lr per block."""
-    s = summary(df)
+def table_rows(s: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the block x K table of :func:`summary` ``s``: cells ``mean ± ci95``, then params, state
+    bytes and lr per block (the markdown table and the report's)."""
     ks = sorted(s["K"].unique())
+    rows = []
+    for block, g in s.groupby("block", sort=True):
+        at, first = g.set_index("K"), g.iloc[0]
+        acc = [f"{at.at[k, 'mean']:.3f} ± {at.at[k, 'ci95']:.3f}" if k in at.index else "" for k in ks]
+        sizes = [f"{int(first['params']):,}", f"{int(first['state_bytes']):,}", f"{first['lr']:g}"]
+        rows.append([str(block), *acc, *sizes])
+    return ["block", *(f"K={k}" for k in ks), "params", "state bytes", "lr"], rows
+
+
+def table_md(df: pd.DataFrame, title: str = "MQAR calibration") -> str:
+    """Markdown: the :func:`table_rows` table under a title and the line that says what its cells are."""
+    s = summary(df)
+    header, rows = table_rows(s)
     lines = [
         f"# {title}",
         "",
         f"Held-out accuracy at the query steps, mean ± 95% t-interval over {int(s['seeds'].max())} seeds; "
         f"chance = {s['chance'].iloc[0]:.3f}.",
         "",
-        "| block | " + " | ".join(f"K={k}" for k in ks) + " | params | state bytes | lr |",
-        "|---|" + "---|" * (len(ks) + 3),
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(r) + " |" for r in rows),
     ]
-    for block, rows in s.groupby("block", sort=True):
-        cells = rows.set_index("K")
-        acc = [f"{cells.at[k, 'mean']:.3f} ± {cells.at[k, 'ci95']:.3f}" if k in cells.index else "" for k in ks]
-        first = rows.iloc[0]
-        lines.append(
-            f"| {block} | " + " | ".join(acc) + f" | {int(first['params'])} | {int(first['state_bytes'])} | "
-            f"{first['lr']:g} |"
-        )
     lines += ["", "state bytes: all layers' block states after one sequence (batch 1), as carried between steps."]
     return "\n".join(lines) + "\n"
 

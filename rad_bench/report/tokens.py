@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from rad_bench.mqar.report import COLUMNS, figure_png, summary, table_md
+from rad_bench.mqar.report import COLUMNS, figure_png, summary, table_md, table_rows
 from rad_bench.report.document import Figure, Para, Table, write_documents
 from rad_bench.report.runs import read_csv_checked
 from rad_bench.results import LEADERBOARD_CSV, LEADERBOARD_MD, METRICS_CSV, write_table
@@ -18,21 +18,9 @@ from rad_bench.utils import atomic_write_bytes, atomic_write_text
 
 
 def _table(s: pd.DataFrame) -> Table:
-    ks = sorted(s["K"].unique())
-    rows = []
-    for block, g in s.groupby("block", sort=True):
-        at = g.set_index("K")
-        acc = [f"{at.at[k, 'mean']:.3f} ± {at.at[k, 'ci95']:.3f}" if k in at.index else "" for k in ks]
-        first = g.iloc[0]
-        sizes = [f"{int(first['params']):,}", f"{int(first['state_bytes']):,}", f"{first['lr']:g}"]
-        rows.append([str(block), *acc, *sizes])
-    header = ["block", *(f"K={k}" for k in ks), "params", "state bytes", "lr"]
-    return Table(
-        header,
-        rows,
-        note=f"Held-out accuracy at the query steps, mean ± 95% t-interval over seeds; "
-        f"chance {s['chance'].iloc[0]:.3f}.",
-    )
+    header, rows = table_rows(s)
+    note = f"Held-out accuracy at the query steps, mean ± 95% t-interval over seeds; chance {s['chance'].iloc[0]:.3f}."
+    return Table(header, rows, note=note)
 
 
 def write_tokens(run_dir: Path) -> pd.DataFrame:
