@@ -57,9 +57,14 @@ def ttt_init_state(weights: dict[str, Tensor]) -> dict[str, Tensor]:
 # --------------------------------------------------------------------------------------------
 
 
+def _per_head(w: Tensor, z: Tensor) -> Tensor:
+    """``(h, e)`` shaped to broadcast over ``z: (B, h, ..., e)``."""
+    return w.reshape(w.shape[0], *([1] * (z.dim() - 3)), w.shape[-1])
+
+
 def _ln(z: Tensor, ln_w: Tensor, ln_b: Tensor) -> Tensor:
-    # ln_w/ln_b: (h, e) -> (h, 1, e) broadcasts over (B, h, t, e)
-    return F.layer_norm(z, z.shape[-1:], eps=LN_EPS) * ln_w[:, None] + ln_b[:, None]
+    # ln_w/ln_b: (h, e), per head, broadcast over (B, h, ..., e)
+    return F.layer_norm(z, z.shape[-1:], eps=LN_EPS) * _per_head(ln_w, z) + _per_head(ln_b, z)
 
 
 def _ln_bwd(z: Tensor, gy: Tensor, ln_w: Tensor) -> Tensor:
@@ -70,7 +75,7 @@ def _ln_bwd(z: Tensor, gy: Tensor, ln_w: Tensor) -> Tensor:
     mu = z.mean(-1, keepdim=True)
     s = torch.sqrt(z.var(-1, unbiased=False, keepdim=True) + LN_EPS)
     xh = (z - mu) / s
-    gh = gy * ln_w[:, None]
+    gh = gy * _per_head(ln_w, z)
     return (gh - gh.mean(-1, keepdim=True) - xh * (gh * xh).mean(-1, keepdim=True)) / s
 
 
@@ -103,14 +108,11 @@ def _split(state: dict[str, Tensor], inner: str) -> tuple[dict, dict, int]:
     return {k: state[k] for k in names}, {k: state[f"{k}_mb"] for k in names}, int(state["pos"])
 
 
-def _run(step, q, k, v, eta, state, mini_batch: int, inner: str, pieces: list | None = None):
-    """Drive ``step(q, k, v, eta, cur, mb) -> (z, cur)`` over mini-batch pieces; update the state.
-    ``pieces`` (if given) receives ``(start, end, cur, mb)``: each piece's weights on entry."""
+def _run(step, q, k, v, eta, state, mini_batch: int, inner: str):
+    """Drive ``step(q, k, v, eta, cur, mb) -> (z, cur)`` over mini-batch pieces; update the state."""
     cur, mb, pos = _split(state, check_inner(inner))
     zs = []
     for s, e in _chunks(q.shape[2], pos, mini_batch):
-        if pieces is not None:
-            pieces.append((s, e, cur, mb))
         z, cur = step(q[:, :, s:e], k[:, :, s:e], v[:, :, s:e], eta[:, :, s:e], cur, mb)
         zs.append(z)
         pos += e - s
@@ -168,7 +170,7 @@ def ttt_primal_ref(
         for n, w in cur.items():
             g = torch.stack([gr[n] for gr in grads], dim=2)  # (B, h, m, ...)
             w_t[n] = w[:, :, None] - torch.cumsum(eta[..., None, None] * g, dim=2)
-        z = inner_forward(q[..., None, :], w_t, ln_w[:, None], ln_b[:, None])[..., 0, :]
+        z = inner_forward(q[..., None, :], w_t, ln_w, ln_b)[..., 0, :]
         return z, {n: w[:, :, -1] for n, w in w_t.items()}
 
     return _run(step, q, k, v, eta, state, mini_batch, inner)
@@ -177,46 +179,103 @@ def ttt_primal_ref(
 # --------------------------------------------------------------------------------------------
 #                                   Dual form
 # --------------------------------------------------------------------------------------------
+#
+# Only the weights are sequential: each mini-batch takes its gradients at the weights the previous one left.
+# So the loop over mini-batches computes just those gradients and the end-of-mini-batch weights; the outputs
+# (the causal dual-form terms) are then computed for every mini-batch at once. The tokens are laid out as
+# ``(B, h, P, m, e)``: ``P`` mini-batches of ``m`` tokens, padded with ``pos`` tokens at the front (the part of
+# the first mini-batch an earlier call already took) and up to ``m - 1`` at the end. Padding tokens have
+# ``eta = 0``, so they add nothing to any causal sum or update; their outputs are dropped.
 
 
-def _causal(a_q: Tensor, a_k: Tensor, eta: Tensor) -> Tensor:
-    """tril_{t>=s}(eta_s (a_q,t . a_k,s + 1)): (B, h, m, m). The +1 is the bias, whose "input" is 1."""
-    return torch.tril((a_q @ a_k.transpose(-1, -2) + 1.0) * eta[..., None, :])
+def _pieces(x: Tensor, pos: int, m: int) -> Tensor:
+    """``(B, h, t, ...) -> (B, h, P, m, ...)`` with ``pos`` zero tokens in front and zeros after the last."""
+    t = x.shape[2]
+    count = -(-(pos + t) // m)
+    back = count * m - pos - t
+    if pos or back:
+        pad = [0, 0] * (x.dim() - 3) + [pos, back]
+        x = F.pad(x, pad)
+    return x.reshape(*x.shape[:2], count, m, *x.shape[3:])
+
+
+def _tokens(x: Tensor, pos: int, t: int) -> Tensor:
+    """Inverse of :func:`_pieces`: ``(B, h, P, m, e) -> (B, h, t, e)``."""
+    return x.flatten(2, 3)[:, :, pos : pos + t]
+
+
+def _causal(a_q: Tensor, a_k: Tensor, eta: Tensor, diagonal: int = 0) -> Tensor:
+    """tril_{t>=s}(eta_s (a_q,t . a_k,s + 1)): (..., m, m). The +1 is the bias, whose "input" is 1.
+    ``diagonal=-1`` makes it strict (``s < t``)."""
+    return torch.tril((a_q @ a_k.transpose(-1, -2) + 1.0) * eta[..., None, :], diagonal)
 
 
 def _update(w: Tensor, b: Tensor, a: Tensor, gz: Tensor, eta: Tensor) -> tuple[Tensor, Tensor]:
     """W - sum_s eta_s a_s^T gz_s and b - sum_s eta_s gz_s over the piece (end-of-piece weights)."""
     eg = eta[..., None] * gz
-    return w - a.transpose(-1, -2) @ eg, b - eg.sum(dim=2, keepdim=True)
+    return w - a.transpose(-1, -2) @ eg, b - eg.sum(dim=-2, keepdim=True)
 
 
-def _target_grad(z: Tensor, k: Tensor, v: Tensor, ln_w: Tensor, ln_b: Tensor) -> Tensor:
+def _target_grad(z: Tensor, target: Tensor, ln_w: Tensor, ln_b: Tensor) -> Tensor:
     # l = 1/2 ||LN(z) - (v - k)||^2, so dl/dLN(z) is the residual; then back through LN by hand
-    return _ln_bwd(z, _ln(z, ln_w, ln_b) - (v - k), ln_w)
+    return _ln_bwd(z, _ln(z, ln_w, ln_b) - target, ln_w)
 
 
-def _dual_linear(q, k, v, eta, cur, mb, ln_w, ln_b):
-    # 1. dl_s/dZ_s at W_mb for every token of the piece: (B, h, m, e)
-    gz = _target_grad(k @ mb["w1"] + mb["b1"], k, v, ln_w, ln_b)
-    # 2. q_t W_t = q_t W - sum_{s<=t} eta_s (q_t . k_s) gz_s  (paper Sec. 2.7, "dual form")
-    zq = q @ cur["w1"] + cur["b1"] - _causal(q, k, eta) @ gz
-    w1, b1 = _update(cur["w1"], cur["b1"], k, gz, eta)
-    return q + _ln(zq, ln_w, ln_b), {"w1": w1, "b1": b1}
-
-
-def _dual_mlp(q, k, v, eta, cur, mb, ln_w, ln_b):
-    # 1. forward and hand-written backward of both layers at W_mb
-    z1 = k @ mb["w1"] + mb["b1"]  # (B, h, m, 4e)
+def _grads_at(k: Tensor, target: Tensor, mb: dict[str, Tensor], ln_w: Tensor, ln_b: Tensor) -> list[Tensor]:
+    """Per token, ``dl/dZ`` of each layer at ``W_mb`` (linear: [g1]; mlp: [g1, g2]) and the layer-2 input
+    (mlp: a1), for the reconstruction ``target = v - k``."""
+    z1 = k @ mb["w1"] + mb["b1"]
+    if "w2" not in mb:
+        return [_target_grad(z1, target, ln_w, ln_b)]
     a1 = F.gelu(z1)
-    g2 = _target_grad(a1 @ mb["w2"] + mb["b2"], k, v, ln_w, ln_b)  # (B, h, m, e)
-    g1 = (g2 @ mb["w2"].transpose(-1, -2)) * _gelu_grad(z1)  # (B, h, m, 4e)
-    # 2. each layer as in the linear dual form; layer 2's input for query t is gelu of
-    #    layer 1 under W1_t, so the causal matrix pairs a(q_t) with a(k_s)
-    aq = F.gelu(q @ cur["w1"] + cur["b1"] - _causal(q, k, eta) @ g1)
-    zq = aq @ cur["w2"] + cur["b2"] - _causal(aq, a1, eta) @ g2
-    w1, b1 = _update(cur["w1"], cur["b1"], k, g1, eta)
-    w2, b2 = _update(cur["w2"], cur["b2"], a1, g2, eta)
-    return q + _ln(zq, ln_w, ln_b), {"w1": w1, "b1": b1, "w2": w2, "b2": b2}
+    g2 = _target_grad(a1 @ mb["w2"] + mb["b2"], target, ln_w, ln_b)
+    return [(g2 @ mb["w2"].transpose(-1, -2)) * _gelu_grad(z1), g2, a1]
+
+
+def _advance(cur: dict[str, Tensor], k: Tensor, grads: list[Tensor], eta: Tensor) -> dict[str, Tensor]:
+    """The weights after one mini-batch piece: each layer steps on its own input (k, or a1 for layer 2)."""
+    w1, b1 = _update(cur["w1"], cur["b1"], k, grads[0], eta)
+    if "w2" not in cur:
+        return {"w1": w1, "b1": b1}
+    w2, b2 = _update(cur["w2"], cur["b2"], grads[2], grads[1], eta)
+    return {"w1": w1, "b1": b1, "w2": w2, "b2": b2}
+
+
+def _stack(ws: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    return {n: torch.stack([w[n] for w in ws], dim=2) for n in ws[0]}
+
+
+def _scan(k: Tensor, v: Tensor, eta: Tensor, ln_w: Tensor, ln_b: Tensor, state: dict[str, Tensor], m: int, inner: str):
+    """The sequential part: per mini-batch piece its weights on entry (``W``, ``W_mb``) and the gradient
+    terms at ``W_mb``, stacked over pieces (``(B, h, P, ...)``), and the new state."""
+    cur, mb, pos = _split(state, check_inner(inner))
+    t = k.shape[2]
+    kp, targets, ep = _pieces(k, pos, m), _pieces(v - k, pos, m), _pieces(eta, pos, m)
+    curs, mbs, grads = [], [], []
+    for p in range(kp.shape[2]):
+        g = _grads_at(kp[:, :, p], targets[:, :, p], mb, ln_w, ln_b)
+        curs.append(cur), mbs.append(mb), grads.append(g)
+        cur = _advance(cur, kp[:, :, p], g, ep[:, :, p])
+        mb = cur  # a piece that ends the call without ending its mini-batch: restored below
+    end = (pos + t) % m
+    new = dict(cur)
+    new.update({f"{n}_mb": w for n, w in (mbs[-1] if end else cur).items()})
+    new["pos"] = torch.full_like(state["pos"], end)
+    stacked = [torch.stack([g[i] for g in grads], dim=2) for i in range(len(grads[0]))]
+    return (kp, ep, stacked, _stack(curs), _stack(mbs), pos), new
+
+
+def _outputs(q: Tensor, ctx: tuple, ln_w: Tensor, ln_b: Tensor) -> Tensor:
+    """``f(q_t; W_t)`` for every token of the scanned pieces at once (paper Sec. 2.7, "dual form"):
+    ``q_t W_t = q_t W - sum_{s<=t} eta_s (q_t . k_s) gz_s`` per layer; layer 2's input for query t is gelu of
+    layer 1 under W1_t, so its causal matrix pairs a(q_t) with a(k_s)."""
+    kp, ep, grads, cur, _, pos = ctx
+    qp = _pieces(q, pos, kp.shape[3])
+    zq = qp @ cur["w1"] + cur["b1"] - _causal(qp, kp, ep) @ grads[0]
+    if "w2" in cur:
+        aq = F.gelu(zq)
+        zq = aq @ cur["w2"] + cur["b2"] - _causal(aq, grads[2], ep) @ grads[1]
+    return q + _ln(_tokens(zq, pos, q.shape[2]), ln_w, ln_b)
 
 
 def ttt_dual(
@@ -233,14 +292,10 @@ def ttt_dual(
     """Mini-batch TTT, dual form: same result as :func:`ttt_primal_ref` without per-token weights.
 
     Cost per mini-batch piece of ``m`` tokens: O(m e f) matmuls plus O(m^2 (e + f)) for the causal
-    terms; memory O(e f) per head, never O(m e f).
+    terms; memory O(e f) per head and piece, never O(m e f).
     """
-    step_fn = _dual_mlp if inner == "mlp" else _dual_linear
-
-    def step(q, k, v, eta, cur, mb):
-        return step_fn(q, k, v, eta, cur, mb, ln_w, ln_b)
-
-    return _run(step, q, k, v, eta, state, mini_batch, inner)
+    z, new, _ = ttt_dual_prefetch(q, k, v, eta, ln_w, ln_b, state, mini_batch, inner)
+    return z, new
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,22 +314,12 @@ def ttt_dual_prefetch(
     mini_batch: int,
     inner: str,
 ) -> tuple[Tensor, dict[str, Tensor], tuple]:
-    """:func:`ttt_dual` over clean tokens, plus what :func:`ttt_dual_read` needs: the clean ``k, v, eta``
-    and every mini-batch piece's weights on entry (``W`` and ``W_mb``), never per-token weights."""
-    pieces: list = []
-    step_fn = _dual_mlp if inner == "mlp" else _dual_linear
-    z, new = _run(lambda *a: step_fn(*a, ln_w, ln_b), q, k, v, eta, state, mini_batch, inner, pieces)
-    return z, new, (k, v, eta, pieces)
-
-
-def _grads_at(k: Tensor, v: Tensor, mb: dict[str, Tensor], ln_w: Tensor, ln_b: Tensor) -> list[Tensor]:
-    """Per token, ``dl/dZ`` of each layer at ``W_mb`` (linear: [g1]; mlp: [g1, g2]) and the layer-2 input."""
-    z1 = k @ mb["w1"] + mb["b1"]
-    if "w2" not in mb:
-        return [_target_grad(z1, k, v, ln_w, ln_b)]
-    a1 = F.gelu(z1)
-    g2 = _target_grad(a1 @ mb["w2"] + mb["b2"], k, v, ln_w, ln_b)
-    return [(g2 @ mb["w2"].transpose(-1, -2)) * _gelu_grad(z1), g2, a1]
+    """:func:`ttt_dual` over clean tokens, plus what :func:`ttt_dual_read` needs: the clean tokens' gradient
+    terms and every mini-batch piece's weights on entry (``W`` and ``W_mb``), never per-token weights."""
+    if q.shape[2] == 0:
+        return q.clone(), dict(state), ()
+    ctx, new = _scan(k, v, eta, ln_w, ln_b, state, mini_batch, inner)
+    return _outputs(q, ctx, ln_w, ln_b), new, ctx
 
 
 def ttt_dual_read(q: Tensor, k: Tensor, v: Tensor, eta: Tensor, ln_w: Tensor, ln_b: Tensor, ctx: tuple) -> Tensor:
@@ -283,21 +328,18 @@ def ttt_dual_read(q: Tensor, k: Tensor, v: Tensor, eta: Tensor, ln_w: Tensor, ln
 
     In the dual form that is the clean piece's causal sum with the noisy queries, made strict
     (``s < t``), plus the noisy token's own gradient term on the diagonal, both at the piece's ``W_mb``."""
-    ck, cv, ceta, pieces = ctx
-    out = []
-    for s, e, cur, mb in pieces:
-        sl = slice(s, e)
-        qn, kn, vn, en = q[:, :, sl], k[:, :, sl], v[:, :, sl], eta[:, :, sl]
-        clean, own = _grads_at(ck[:, :, sl], cv[:, :, sl], mb, ln_w, ln_b), _grads_at(kn, vn, mb, ln_w, ln_b)
+    if not ctx:
+        return q.clone()
+    ck, ceta, clean, cur, mb, pos = ctx
+    m = ck.shape[3]
+    qn, kn, en = _pieces(q, pos, m), _pieces(k, pos, m), _pieces(eta, pos, m)
+    own = _grads_at(kn, _pieces(v - k, pos, m), mb, ln_w, ln_b)
 
-        def layer(a_q: Tensor, a_k: Tensor, a_own: Tensor, g: Tensor, g_own: Tensor, w: Tensor, b: Tensor) -> Tensor:
-            hist = torch.tril((a_q @ a_k.transpose(-1, -2) + 1.0) * ceta[:, :, sl, None].transpose(-1, -2), -1)
-            self_term = (en * ((a_q * a_own).sum(-1) + 1.0))[..., None] * g_own
-            return a_q @ w + b - hist @ g - self_term
+    def layer(a_q: Tensor, a_k: Tensor, a_own: Tensor, g: Tensor, g_own: Tensor, w: Tensor, b: Tensor) -> Tensor:
+        self_term = (en * ((a_q * a_own).sum(-1) + 1.0))[..., None] * g_own
+        return a_q @ w + b - _causal(a_q, a_k, ceta, -1) @ g - self_term
 
-        zq = layer(qn, ck[:, :, sl], kn, clean[0], own[0], cur["w1"], cur["b1"])
-        if "w2" in cur:
-            aq = F.gelu(zq)
-            zq = layer(aq, clean[2], own[2], clean[1], own[1], cur["w2"], cur["b2"])
-        out.append(qn + _ln(zq, ln_w, ln_b))
-    return torch.cat(out, dim=2) if out else q.clone()
+    zq = layer(qn, ck, kn, clean[0], own[0], cur["w1"], cur["b1"])
+    if "w2" in cur:
+        zq = layer(F.gelu(zq), clean[2], own[2], clean[1], own[1], cur["w2"], cur["b2"])
+    return q + _ln(_tokens(zq, pos, q.shape[2]), ln_w, ln_b)
