@@ -102,7 +102,8 @@ def run(
         int | None,
         typer.Option(
             min=1,
-            help="processes sharing the run folder, cells in parallel [default: the suite's launcher.workers, else 1]",
+            help="processes sharing the run folder, cells in parallel [default: the suite's launcher.workers; auto: a "
+            "one-thread process per CPU core for suites that train two or more models of 100+ steps]",
         ),
     ] = None,
     launcher: Annotated[Literal["none", "local", "slurm"], typer.Option(help="one submitit job per cell")] = "none",
@@ -122,7 +123,7 @@ def run(
                 s, where, progress=progress, report=report, workers=workers, launcher=launcher, threads=threads
             )
         else:
-            workers, threads = _processes(s, workers, threads, launcher)
+            workers, threads = _processes(s, workers, threads, launcher, limit_steps)
             out = _start(
                 s,
                 suite,
@@ -168,16 +169,20 @@ def _boundary(suite: Path | None = None, errors: tuple[type[Exception], ...] | N
         _fail(f"{head}interrupted; finished cells are kept, run the same command with --resume to continue")
 
 
-def _processes(s: Any, workers: int | None, threads: int | None, launcher: str) -> tuple[int, int | None]:
+def _processes(
+    s: Any, workers: int | None, threads: int | None, launcher: str, limit_steps: int | None
+) -> tuple[int, int | None]:
     """Processes and torch threads of a run: ``--workers``, else the suite's ``launcher.workers`` for a plain
     run on this machine (not cluster jobs, not torchrun ranks); threads are set here."""
-    from rad_bench.launch import worker_threads
+    from rad_bench.launch import auto_workers, worker_threads
     from rad_bench.limits import check_workers
-    from rad_bench.utils import set_threads
+    from rad_bench.utils import resolve_device, set_threads
 
     plain = launcher == "none" and int(os.environ.get("WORLD_SIZE", "1")) == 1
     if workers is not None and plain:
         check_workers(workers, "--workers")
+    elif plain and s.launcher.workers == "auto":
+        workers = auto_workers(s, limit_steps, resolve_device(s.device))
     elif plain:  # the suite's default: at most the cores of the machine it runs on
         workers = min(s.launcher.workers, os.cpu_count() or 1)
     workers = workers or 1

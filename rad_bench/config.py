@@ -21,7 +21,7 @@ import itertools
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
@@ -75,13 +75,19 @@ class LauncherCfg(Strict):
     cpus: int = Field(8, ge=1, description="CPU cores per job")
     time: int = Field(120, ge=1, description="time limit per job, in minutes")
     mem_gb: int | None = Field(None, ge=1, description="memory per job in GiB; default: the cluster's")
-    workers: int = Field(
-        1,
-        ge=1,
-        le=64,
-        description="processes on this machine sharing the run folder (the default of --workers): "
-        "on a small CPU, several one-thread processes train small models faster than one with every core",
+    workers: int | Literal["auto"] = Field(
+        "auto",
+        description="processes on this machine sharing the run folder (the default of --workers); auto: on CPU "
+        "one one-thread process per core when the suite trains two or more models of 100 steps or more "
+        "(several one-thread processes train small models faster than one with every core), else one",
     )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64):
+            return v
+        raise ValueError("must be auto or a whole number of processes from 1 to 64")
 
 
 ALL_BLOCKS = "all"  # `blocks: all`: every registered block

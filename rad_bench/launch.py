@@ -41,6 +41,21 @@ class LaunchError(RuntimeError):
     """Extra processes or cluster jobs could not run or failed; the message names their logs."""
 
 
+AUTO_MIN_STEPS = 100  # a helper costs a process start (importing torch: seconds), repaid by a training this long
+
+
+def auto_workers(suite: Suite, limit_steps: int | None, device: str) -> int:
+    """``launcher.workers: auto``: on CPU one process per core, at most one per training, when the suite
+    trains two or more models of ``AUTO_MIN_STEPS`` steps or more (``--limit-steps`` counted); else one.
+    On 2 CPU cores two one-thread processes train this benchmark's small models faster than one process with
+    two threads (docs/throughput.md); on CUDA one process has the device."""
+    if not device.startswith("cpu"):
+        return 1
+    cap = limit_steps or 1 << 62
+    trainings = [c for c in expand_cells(suite) if not c.reference and min(c.suite.train.steps, cap) >= AUTO_MIN_STEPS]
+    return max(1, min(os.cpu_count() or 1, len(trainings)))
+
+
 def worker_threads(workers: int, threads: int | None) -> int | None:
     """Torch threads per process: ``threads`` if given, else the cores shared among ``workers``."""
     if threads is not None or workers <= 1:

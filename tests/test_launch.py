@@ -105,3 +105,21 @@ def test_workers_and_launcher_exclude_each_other(suite_file, tmp_path):
     args = ["run", str(suite_file), "--launcher", "local", "--workers", "2", "--results", str(tmp_path)]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2 and "drop --workers" in res.output, res.output
+
+
+def test_auto_workers_one_thread_process_per_core_for_real_trainings_on_cpu(suite_file, monkeypatch):
+    """``launcher.workers: auto`` (the default): parallel cells on CPU only when each process has trainings
+    long enough to repay its start; quick checks, single trainings and CUDA runs stay in one process."""
+    from rad_bench.config import load_suite
+    from rad_bench.launch import AUTO_MIN_STEPS, auto_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    long = load_suite(suite_file, [f"train.steps={AUTO_MIN_STEPS}"])
+    assert long.launcher.workers == "auto"
+    assert auto_workers(long, None, "cpu") == 2  # two trainings (the reference rows train nothing)
+    assert auto_workers(load_suite(suite_file, [f"train.steps={AUTO_MIN_STEPS}", "seeds=[0,1,2]"]), None, "cpu") == 4
+    assert auto_workers(long, AUTO_MIN_STEPS - 1, "cpu") == 1  # --limit-steps: a quick check
+    assert auto_workers(load_suite(suite_file), None, "cpu") == 1  # 4 steps
+    assert auto_workers(load_suite(suite_file, [f"train.steps={AUTO_MIN_STEPS}", "blocks=[none]"]), None, "cpu") == 1
+    assert auto_workers(long, None, "cuda:0") == 1
+    assert load_suite(suite_file, ["launcher.workers=2"]).launcher.workers == 2
