@@ -23,8 +23,9 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/rad-bench run $(SUITE)
 
+# One test file per worker process, a worker per core (each with one torch thread: tests/conftest.py).
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 # Runs every ablation suite (resuming finished cells), then one combined report of their newest
 # runs: results/ablations/{report.html,report.md,leaderboard.csv,leaderboard.md}.

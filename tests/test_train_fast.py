@@ -1,7 +1,8 @@
 """The training fast path on CPU (issue 13): batches drawn ahead (the same batches, exact resume),
 bf16 autocast and torch.compile forced on, the ``auto`` switches, the loss read every log_every steps.
 
-OMP_NUM_THREADS=1 pytest tests/test_train_fast.py          (the compile test is marked slow)
+OMP_NUM_THREADS=1 pytest tests/test_train_fast.py -m 'compiled or not compiled'   (every test; `make test` runs
+one compiled path, the rollout's, and CI runs the ones marked `compiled` after it)
 """
 
 from pathlib import Path
@@ -142,6 +143,7 @@ def test_bf16_autocast_on_cpu_trains_every_block(block):
 
 
 @pytest.mark.slow
+@pytest.mark.compiled
 def test_compile_and_bf16_forced_on_cpu():
     """torch.compile of the training step works on CPU too (inductor's C++ backend), with bf16 and the
     batches drawn ahead; the model itself stays eager for the rollout. Slow: inductor compiles C++
@@ -198,6 +200,7 @@ def test_every_block_rolls_out_under_bf16_autocast(block):
     assert out.dtype == torch.float32 and torch.isfinite(out).all() and (out - ref).abs().max() < 0.1
 
 
+@pytest.mark.compiled
 @pytest.mark.parametrize("block", ["none", "mamba2"])
 def test_compiled_rollout_traces_one_graph(block):
     """The rollout's denoiser is compiled with dynamic shapes; the window cache it reads must keep one
