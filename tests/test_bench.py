@@ -108,3 +108,23 @@ def test_a_ratio_is_judged_on_its_whole_range_not_its_median():
     assert verdict((1.2, 1.3, 1.4), 1.15, at_most=True)[1] == "MISS"
     assert verdict((1.0, 1.0, 1.0), None) == ("—", "—")
     assert row_ratio({"ms": 2.0}, {"ms": 1.0}, "ms") == (2.0, 2.0, 2.0)  # rows without a spread: one value
+
+
+def test_suite_throughput_table_states_medians_and_their_ratio():
+    """experiments/throughput/suite.py: one markdown row per suite, this tree's median steps/s over the baseline's."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "experiments" / "throughput" / "suite.py"
+    spec = importlib.util.spec_from_file_location("suite_throughput", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    runs = (("baseline a2ad65d", (300, 200, 400)), ("this tree", (100, 150, 90)))
+    base = {"suite": "s.yaml", "cells": 4, "trainings": 2, "steps": 600}
+    rows = [
+        {**base, "code": c, "repeat": r, "wall_s": w, "steps_per_s": 600 / w}
+        for c, ws in runs
+        for r, w in enumerate(ws)
+    ]
+    text = mod.table(pd.DataFrame(rows), "a2ad65d")
+    assert "| s.yaml | 2 x 300 | 2.00 | 6.00 | 3.00x |" in text, text
