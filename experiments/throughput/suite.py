@@ -46,11 +46,16 @@ def baseline_code(sha: str, out: Path) -> Path:
 def one_run(code: Path | None, suite: Path, results: Path, extra: list[str]) -> dict:
     """Time one whole ``rad-bench run`` (a fresh run folder); return its row."""
     env = dict(os.environ)
-    if code is not None:
+    if code is not None:  # `python -m` puts its working folder first on sys.path: run in the code's folder
         env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    suite, results = suite.resolve(), results.resolve()
     cmd = [sys.executable, "-m", "rad_bench", "run", str(suite), "--results", str(results), "--no-progress", *extra]
+    probe = [sys.executable, "-c", "import rad_bench; print(rad_bench.__file__)"]
+    where = subprocess.run(probe, env=env, cwd=code or ROOT, capture_output=True, text=True, check=True).stdout
+    if not Path(where.strip()).is_relative_to(code or ROOT):
+        sys.exit(f"{' '.join(cmd)} would import rad_bench from {where.strip()}, not from {code or ROOT}")
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, env=env, cwd=code or ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if done.returncode:
         sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
