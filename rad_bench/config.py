@@ -21,7 +21,7 @@ import itertools
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
@@ -31,7 +31,7 @@ from rad_bench.metrics import get_metric
 from rad_bench.registry import BLOCKS, DATASETS, METRICS, closest, unknown_name_message
 from rad_bench.results import GROUPS, REFERENCE_NAMES, split_column
 from rad_bench.schema import SAFE_HINT, Strict, safe_name
-from rad_bench.sections import DiffusionCfg, ModelCfg, RolloutCfg, TrainCfg
+from rad_bench.sections import DiffusionCfg, LauncherCfg, ModelCfg, RolloutCfg, TrainCfg
 from rad_bench.sizes import check_sizes
 from rad_bench.suitefile import SuiteError, apply_overrides, read_with_includes
 
@@ -65,29 +65,6 @@ class LeaderboardCfg(Strict):
     baseline: str | None = Field(
         None, description="the block every other block is paired against; default: `none` when the suite has it"
     )
-
-
-class LauncherCfg(Strict):
-    """Resources of each job of ``rad-bench run --launcher slurm|local`` (rad_bench.launch: one per cell)."""
-
-    partition: str | None = Field(None, description="Slurm partition; default: the cluster's")
-    gpus: int = Field(1, ge=0, description="GPUs per job")
-    cpus: int = Field(8, ge=1, description="CPU cores per job")
-    time: int = Field(120, ge=1, description="time limit per job, in minutes")
-    mem_gb: int | None = Field(None, ge=1, description="memory per job in GiB; default: the cluster's")
-    workers: int | Literal["auto"] = Field(
-        "auto",
-        description="processes on this machine sharing the run folder (the default of --workers); auto: on CPU "
-        "one one-thread process per core when the suite trains two or more models of 100 steps or more "
-        "(several one-thread processes train small models faster than one with every core), else one",
-    )
-
-    @field_validator("workers", mode="before")
-    @classmethod
-    def _workers(cls, v: Any) -> Any:
-        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64):
-            return v
-        raise ValueError("must be auto or a whole number of processes from 1 to 64")
 
 
 ALL_BLOCKS = "all"  # `blocks: all`: every registered block

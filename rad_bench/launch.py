@@ -29,10 +29,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rad_bench.config import LauncherCfg, Suite
+from rad_bench.config import Suite
 from rad_bench.plan import expand_cells
 from rad_bench.rundir import cell_done, start_run_dir
 from rad_bench.runner import finish_run, limit_train, run_suite
+from rad_bench.sections import LauncherCfg
 
 CLUSTER_INSTALL = "pip install 'rad-bench[cluster]'  (or: pip install submitit)"
 

@@ -110,3 +110,26 @@ class RolloutCfg(Strict):
     )
     batch_size: int = Field(16, ge=1)
     sampling_steps: int = Field(10, ge=1)
+
+
+class LauncherCfg(Strict):
+    """Resources of each job of ``rad-bench run --launcher slurm|local`` (rad_bench.launch: one per cell)."""
+
+    partition: str | None = Field(None, description="Slurm partition; default: the cluster's")
+    gpus: int = Field(1, ge=0, description="GPUs per job")
+    cpus: int = Field(8, ge=1, description="CPU cores per job")
+    time: int = Field(120, ge=1, description="time limit per job, in minutes")
+    mem_gb: int | None = Field(None, ge=1, description="memory per job in GiB; default: the cluster's")
+    workers: int | Literal["auto"] = Field(
+        "auto",
+        description="processes on this machine sharing the run folder (the default of --workers); auto: on CPU "
+        "one one-thread process per core when the suite trains two or more models of 100 steps or more "
+        "(several one-thread processes train small models faster than one with every core), else one",
+    )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64):
+            return v
+        raise ValueError("must be auto or a whole number of processes from 1 to 64")
