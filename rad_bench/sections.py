@@ -124,7 +124,7 @@ class LauncherCfg(Strict):
         "auto",
         description="processes on this machine sharing the run folder (the default of --workers); auto: on CPU "
         "one one-thread process per core when the suite trains two or more models of 100 steps or more "
-        "(several one-thread processes train small models faster than one with every core), else one",
+        "(on 2 cores as fast or faster than one process with both: docs/throughput.md), else one",
     )
 
     @field_validator("workers", mode="before")
