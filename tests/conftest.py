@@ -7,7 +7,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-# Under pytest-xdist (`make test` runs a worker per core, one test file each) every worker takes one thread of the cores.
+# Under pytest-xdist (`make test` runs a worker per core, one test file each) each worker takes one thread.
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
 
 
