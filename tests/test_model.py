@@ -182,3 +182,32 @@ def test_suite_anchor_reaches_the_model():
     for on in (False, True):
         suite = load_suite(tiny, ["blocks=[none]", f"model.anchor={str(on).lower()}", "diffusion.prediction=x0"])
         assert make_model(suite, BlockSpec(name="none"), make_dataset(suite, seed=0), "cpu").cfg.anchor is on
+
+
+def _rope_by_halves(x, cos, sin):
+    """RoPE as written in its papers: rotate pairs (x_i, x_{i+d/2}) by chunk, negation and concatenation."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return (x.float() * cos + torch.cat([-x2, x1], dim=-1).float() * sin).to(x.dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rope_equals_rotation_by_halves_bit_for_bit(dtype):
+    """The one-flip RoPE (`layers._rotate`) against the chunk-and-concatenate form it replaced, 1-D (temporal) and
+    2-D (rows, then columns), values and gradients, exactly."""
+    from rad_bench.model.layers import apply_rope, apply_rope_2d, rope_2d, rope_angles
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, 16, 8, generator=g).to(dtype).requires_grad_()
+    cos, sin = rope_angles(torch.arange(5, 21), 8)
+    ref = _rope_by_halves(x, cos, sin)
+    got = apply_rope(x, cos, sin)
+    assert torch.equal(got, ref)
+    assert torch.equal(*(torch.autograd.grad(y.float().square().sum(), x)[0] for y in (got, ref)))
+    cos2, sin2 = rope_2d(4, 8, torch.device("cpu"))
+    ref2 = torch.cat(
+        [_rope_by_halves(x[..., :4], cos2[:, :4], sin2[:, :4]), _rope_by_halves(x[..., 4:], cos2[:, 4:], sin2[:, 4:])],
+        -1,
+    )
+    got2 = apply_rope_2d(x, cos2, sin2)
+    assert torch.equal(got2, ref2)
+    assert torch.equal(*(torch.autograd.grad(y.float().square().sum(), x)[0] for y in (got2, ref2)))

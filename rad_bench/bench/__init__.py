@@ -27,12 +27,18 @@ Every number comes from one run on one machine, so ratios never mix devices. Eve
    that defines it.
 5. ``metrics`` (:mod:`~rad_bench.bench.metrics`): frames/s of PSNR, SSIM, LPIPS and I3D features
    (skipped with a note when the weight packages are missing).
-6. ``gpu`` (:mod:`~rad_bench.bench.gpu`, CUDA only, ``gpu-cuda.csv``): training steps/s per block at
+6. ``steps`` (:mod:`~rad_bench.bench.steps`): each block's training step against ``none``'s at one torch thread,
+   at the recall suite's size and the smoke size (``smoke_all``); target: no block slower than 2x.
+7. ``suites`` (:mod:`~rad_bench.bench.suites`, CPU only): training steps per wall second of whole runs
+   of a subset of ``suites/recall.yaml`` and ``suites/smoke.yaml`` as they were at commit a2ad65d, by that commit's
+   code and by this checkout's, one after the other (about 15 minutes; the runs stay under ``--out/suites/``);
+   target 2x. Needs a full git clone; otherwise a note.
+8. ``gpu`` (:mod:`~rad_bench.bench.gpu`, CUDA only, ``gpu-cuda.csv``): training steps/s per block at
    the ``tiny`` and ``dit_s`` presets with the fast path, their MFU against a bf16 matmul peak measured
    in the same run, and the SSD kernel vs the chunked reference; on CPU a note in ``summary.md``.
 
 On CUDA the rollout is also timed under bf16 autocast (rows with ``dtype = bf16-autocast``).
-Outputs under ``--out``: ``{rollout,scans,train,modes,metrics}-<device>.csv``, ``env.json``,
+Outputs under ``--out``: ``{rollout,scans,train,modes,metrics,steps,suites}-<device>.csv``, ``env.json``,
 ``summary.md`` (:mod:`~rad_bench.bench.summary`: ratios with targets, PASS/MISS) and
 ``rollout_ms_per_frame-<device>.png``. ``--section NAME`` (repeatable) runs only the named sections
 (``make gpu-check`` runs ``gpu`` alone: on an H100 every section at full sizes takes well over the
@@ -55,12 +61,14 @@ from rad_bench.bench.gpu import bench_gpu
 from rad_bench.bench.metrics import bench_metrics
 from rad_bench.bench.rollout import bench_rollout
 from rad_bench.bench.scans import bench_scans
+from rad_bench.bench.steps import bench_steps
+from rad_bench.bench.suites import bench_suites
 from rad_bench.bench.summary import plot_rollout, summary_md
 from rad_bench.bench.training import bench_modes, bench_train
 from rad_bench.results import write_csv
 from rad_bench.utils import atomic_write_bytes, atomic_write_text, env_info, resolve_device, write_json
 
-SECTIONS = ("rollout", "scans", "train", "modes", "metrics")
+SECTIONS = ("rollout", "scans", "train", "modes", "metrics", "steps", "suites")
 ALL_SECTIONS = (*SECTIONS, "gpu")
 RUNNERS: dict[str, Callable[[Bench], list[dict[str, Any]]]] = {
     "rollout": bench_rollout,
@@ -68,6 +76,7 @@ RUNNERS: dict[str, Callable[[Bench], list[dict[str, Any]]]] = {
     "train": bench_train,
     "modes": bench_modes,
     "metrics": bench_metrics,
+    "steps": bench_steps,
 }
 
 
@@ -93,8 +102,9 @@ def run(
     results = {}
     for name in (s for s in SECTIONS if s in sections):
         log(f"== {name}")
-        results[name] = RUNNERS[name](b)
-        write_csv(out / f"{name}-{b.tag}.csv", results[name])
+        results[name] = bench_suites(b, out) if name == "suites" else RUNNERS[name](b)
+        if results[name]:  # suites: none when the baseline is not in this checkout (a note says so)
+            write_csv(out / f"{name}-{b.tag}.csv", results[name])
     if "gpu" in sections:
         log("== gpu")
         results["gpu"] = bench_gpu(b)  # CUDA only; on CPU a note in summary.md

@@ -11,6 +11,8 @@ from typing import Any
 
 from rad_bench.bench.common import BF16, FP32, Bench, is_cuda
 from rad_bench.bench.scans import SCAN_PAIRS
+from rad_bench.bench.steps import STEP_TARGET
+from rad_bench.bench.suites import BASELINE, SUITE_DRIFT, SUITE_TARGET
 from rad_bench.report.document import Table
 
 ROLLOUT_TARGET = 1.15  # max per-frame time ratio 16x / 1x window for constant-state blocks
@@ -226,6 +228,49 @@ def metrics_summary(rows: list[dict[str, Any]]) -> list[str]:
     return ["## 5. Metrics throughput", "", markdown(["metric", "frames", "px (in → model)", "frames/s"], table)]
 
 
+def steps_summary(rows: list[dict[str, Any]]) -> list[str]:
+    table = []
+    for (size, block), (r,) in group(rows, "size", "block").items():
+        (none,) = [n for n in rows if n["size"] == size and n["block"] == "none"]
+        ratio = row_ratio(r, none, "s_per_step")
+        _, status = verdict(ratio, STEP_TARGET, at_most=True)
+        table.append([size, block, f"{r['s_per_step'] * 1e3:.1f}", show(ratio), status])
+    r0 = rows[0]
+    intro = [
+        "## 6. Training step vs `none`, one thread",
+        "",
+        f"`train()` at each suite's own batch and clip (recall: `suites/recall.yaml`; smoke: `suites/smoke_all.yaml`), "
+        f"one torch thread (each process of a CPU suite's `launcher.workers: auto`), median of {r0['reps']} x "
+        f"{r0['steps']} steps after warm-up (ratio: [range of the spreads]); target: no block slower than "
+        f"{STEP_TARGET:g}x `none`.",
+        "",
+    ]
+    return intro + [markdown(["size", "block", "ms/step", "x none", "status"], table)]
+
+
+def suites_summary(rows: list[dict[str, Any]]) -> list[str]:
+    table = []
+    for suite, rs in group(rows, "suite").items():
+        base, new = rs[0], rs[-1]
+        ratio = new["steps_per_s"] / base["steps_per_s"]
+        _, status = verdict((ratio / (1 + SUITE_DRIFT), ratio, ratio * (1 + SUITE_DRIFT)), SUITE_TARGET)
+        size = f"{new['trainings']} x {new['steps'] // max(1, new['trainings'])}"
+        cells = [f"{r['steps_per_s']:.2f} ({r['wall_s']:.0f} s)" for r in (base, new)]
+        table.append([f"`{suite}` (`{new['subset']}`)", size, *cells, f"{ratio:.2f}x", status])
+    intro = [
+        "## 7. Suite throughput against commit " + BASELINE,
+        "",
+        f"Training steps per wall second of a whole `rad-bench run` (training, evaluation, report) of the suite as it "
+        f"was at {BASELINE}, by that commit's code and by this one, one run each, one after the other: a subset of "
+        f"each suite (one seed; below), the same for both codes. One run each has no spread of its own; whole runs on "
+        f"this VM drift by about {SUITE_DRIFT:.0%} from run to run, so a ratio within that of the target is within "
+        f"noise. Target: {SUITE_TARGET:g}x.",
+        "",
+    ]
+    head = ["suite (subset)", "trainings x steps", f"{BASELINE} steps/s (wall)", "this code steps/s (wall)", "ratio"]
+    return intro + [markdown([*head, "status"], table)]
+
+
 def gpu_summary(rows: list[dict[str, Any]]) -> list[str]:
     """Section 6 (CUDA only): steps/s and bf16 MFU per block and preset, SSD kernel vs reference."""
     if not rows:
@@ -234,7 +279,7 @@ def gpu_summary(rows: list[dict[str, Any]]) -> list[str]:
     table = [[blk, pre, g3(v), f"{by[(blk, pre, 'mfu')]:.1%}"] for (blk, pre, k), v in by.items() if k == "train"]
     ssd = [[r["dtype"], r["what"], f"{r['value']:.2e}"] for r in rows if r["kind"] == "ssd"]
     peak = [r["value"] for r in rows if r["kind"] == "peak"]
-    lines = ["## 6. GPU", "", f"bf16 matmul peak measured in this run: {peak[0] / 1e12:.1f} TFLOP/s." if peak else ""]
+    lines = ["## 8. GPU", "", f"bf16 matmul peak measured in this run: {peak[0] / 1e12:.1f} TFLOP/s." if peak else ""]
     lines += ["", markdown(["block", "preset", "train steps/s", "MFU (bf16)"], table), ""]
     if ssd:
         lines += ["SSD kernel vs chunked reference:", "", markdown(["dtype", "tensor", "rel. error"], ssd), ""]
@@ -259,10 +304,12 @@ def summary_md(b: Bench, env: dict[str, Any], results: dict[str, list[dict[str, 
         "train": train_summary,
         "modes": modes_summary,
         "metrics": metrics_summary,
+        "steps": steps_summary,
+        "suites": suites_summary,
         "gpu": gpu_summary,
     }
     for name, part in parts.items():
-        lines += part(results[name]) if name in results else []
+        lines += part(results[name]) if results.get(name) else []
     skipped = [name for name in parts if name not in results]
     notes += [f"Sections not run (--section): {', '.join(skipped)}."] if skipped else []
     lines += ["## Notes", "", *(f"- {n}" for n in notes)] if notes else []

@@ -56,11 +56,21 @@ def rope_angles(pos: Tensor, dim: int, base: float = 10000.0) -> tuple[Tensor, T
     return ang.cos(), ang.sin()
 
 
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor, groups: int) -> Tensor:
+    """``x * cos + rot(x) * sin`` where, in each of ``groups`` equal slices of the last dim, ``rot`` maps the halves
+    ``(x1, x2)`` to ``(-x2, x1)``. The halves swap in one copy (a flip of a view) and the sign lands on ``sin``:
+    ``(-x2) * s`` and ``x2 * (-s)`` are the same float, so this equals rotating each slice by chunk, negation and
+    concatenation bit for bit, in 4 kernels instead of 6 per slice plus a concatenation."""
+    d = x.shape[-1]
+    swapped = x.unflatten(-1, (groups, 2, d // (2 * groups))).flip(-2).flatten(-3)
+    s = sin.unflatten(-1, (groups, 2, d // (2 * groups)))
+    signed = torch.cat([-s[..., :1, :], s[..., 1:, :]], dim=-2).flatten(-3)
+    return (x.float() * cos + swapped.float() * signed).to(x.dtype)
+
+
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotate pairs (x_i, x_{i+dim/2}) of the last dim; cos/sin broadcast against ``x``."""
-    x1, x2 = x.chunk(2, dim=-1)
-    rotated = torch.cat([-x2, x1], dim=-1)
-    return (x.float() * cos + rotated.float() * sin).to(x.dtype)
+    return _rotate(x, cos, sin, groups=1)
 
 
 def rope_2d(side: int, head_dim: int, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -75,10 +85,8 @@ def rope_2d(side: int, head_dim: int, device: torch.device) -> tuple[Tensor, Ten
 
 
 def apply_rope_2d(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    half = x.shape[-1] // 2
-    rows = apply_rope(x[..., :half], cos[:, :half], sin[:, :half])
-    cols = apply_rope(x[..., half:], cos[:, half:], sin[:, half:])
-    return torch.cat([rows, cols], dim=-1)
+    """:func:`apply_rope` on each half of the last dim (rows, then columns) with that half of the tables."""
+    return _rotate(x, cos, sin, groups=2)
 
 
 # --------------------------------------------------------------------------------------------
