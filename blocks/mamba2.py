@@ -11,7 +11,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from rad_bench.block import MemoryBlock, State
-from rad_bench.ops.ssd import _heads, causal_conv1d_ref, ssd, ssd_impl
+from rad_bench.ops.ssd import _heads, causal_conv1d_ref, depthwise_conv1d, ssd, ssd_impl
 from rad_bench.registry import register_block
 
 
@@ -200,8 +200,8 @@ class Mamba2Block(MemoryBlock):
         b, t = x.shape[:2]
         z, xbc_raw, dt_raw = self._in_proj(x, action)
         w, k = self.conv1d.weight[:, 0], self.d_conv
-        past = ctx["conv_in"].unfold(-1, k - 1, 1)[:, :, :t]  # (B, c, t, k-1): inputs j .. j+k-2
-        conv = (past * w[:, None, : k - 1]).sum(-1) + xbc_raw.transpose(1, 2) * w[:, k - 1, None]
+        past = depthwise_conv1d(ctx["conv_in"][..., : t + k - 2], w[:, : k - 1])  # taps over clean inputs j..j+k-2
+        conv = past + xbc_raw.transpose(1, 2) * w[:, k - 1, None]
         xbc = F.silu(conv + self.conv1d.bias[:, None]).transpose(1, 2)
         xs, B_own, C, dt, A = self._ssm_inputs(xbc, dt_raw)
         C, B_own = _heads(C.float(), self.nheads), _heads(B_own.float(), self.nheads)

