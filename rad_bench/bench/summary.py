@@ -235,13 +235,13 @@ def steps_summary(rows: list[dict[str, Any]]) -> list[str]:
         ratio = row_ratio(r, none, "s_per_step")
         _, status = verdict(ratio, STEP_TARGET, at_most=True)
         table.append([size, block, f"{r['s_per_step'] * 1e3:.1f}", show(ratio), status])
-    r0 = rows[0]
+    counts = ", ".join(f"{size} {rs[0]['reps']} x {rs[0]['steps']}" for size, rs in group(rows, "size").items())
     intro = [
         "## 6. Training step vs `none`, one thread",
         "",
         f"`train()` at each suite's own batch and clip (recall: `suites/recall.yaml`; smoke: `suites/smoke_all.yaml`), "
-        f"one torch thread (each process of a CPU suite's `launcher.workers: auto`), median of {r0['reps']} x "
-        f"{r0['steps']} steps after warm-up (ratio: [range of the spreads]); target: no block slower than "
+        f"one torch thread (each process of a CPU suite's `launcher.workers: auto`), the median of repeated runs of "
+        f"N steps after warm-up ({counts}; ratio: [range of the spreads]); target: no block slower than "
         f"{STEP_TARGET:g}x `none`.",
         "",
     ]

@@ -218,9 +218,9 @@ def ssd(
 class _DepthwiseConv(torch.autograd.Function):
     """A valid depthwise conv over the last dim: ``F.conv1d`` forward, and a backward of a transposed conv (the
     input's gradient) and ``k`` products summed (the weight's). PyTorch's own backward of a depthwise
-    ``conv1d`` on CPU costs about 30x its forward at Mamba2's sizes (256 rows x 160 channels x 12 steps, 4 taps:
-    21 ms forward + backward against 0.6 ms forward); this one about 6.6 ms, with the same gradients up to the
-    order of float32 sums."""
+    ``conv1d`` on CPU costs tens of times its forward at Mamba2's sizes (256 rows x 160 channels x 12 steps, 4 taps);
+    this one cuts forward + backward 2.6-3x (``experiments/throughput/levers.py --only conv``), with the same
+    gradients up to the order of float32 sums."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
