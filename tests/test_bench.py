@@ -83,7 +83,7 @@ def test_flops_are_counted_in_training_mode_and_the_mode_restored():
     from rad_bench.bench.training import train_flops
     from rad_bench.build import make_model
 
-    b = setup("cpu", QUICK)
+    b = setup("cpu", QUICK, Path("/nonexistent-never-written"))
     spec = next(s for s in b.suite.blocks if s.name == "lstm_attn")
     model = make_model(b.suite, spec, b.data, "cpu").eval()
     seen = []
@@ -146,15 +146,10 @@ def test_step_and_suite_tables_judge_their_targets():
     this code's steps per second over the baseline's, within noise inside the 10% run-to-run drift of the target."""
     from rad_bench.bench.summary import steps_summary, suites_summary
 
-    step = lambda block, s, lo, hi: {
-        "size": "recall",
-        "block": block,
-        "s_per_step": s,
-        "s_per_step_lo": lo,  # noqa: E731
-        "s_per_step_hi": hi,
-        "reps": 5,
-        "steps": 20,
-    }
+    def step(block, s, lo, hi):
+        spread = {"s_per_step": s, "s_per_step_lo": lo, "s_per_step_hi": hi}
+        return {"size": "recall", "block": block, **spread, "reps": 5, "steps": 20}
+
     text = "\n".join(
         steps_summary(
             [
@@ -168,16 +163,12 @@ def test_step_and_suite_tables_judge_their_targets():
     assert "| recall | ttt | 150.0 | 1.50x [1.40, 1.60] | PASS |" in text, text
     assert "| recall | mamba2 | 250.0 | 2.50x [2.40, 2.60] | MISS |" in text
     assert "| recall | lstm_attn | 200.0 | 2.00x [1.80, 2.20] | within noise |" in text
-    run = lambda code, sps, wall: {
-        "suite": "suites/s.yaml",
-        "code": code,
-        "subset": "seeds=[0]",
-        "trainings": 2,  # noqa: E731
-        "steps": 600,
-        "wall_s": wall,
-        "steps_per_s": sps,
-    }
-    rows = lambda new: [run("baseline a2ad65d", 2.0, 300), run("this code", new, 600 / new)]  # noqa: E731
+
+    def rows(new):
+        runs = (("baseline a2ad65d", 2.0), ("this code", new))
+        base = {"suite": "suites/s.yaml", "subset": "seeds=[0]", "trainings": 2, "steps": 600}
+        return [{**base, "code": code, "steps_per_s": sps, "wall_s": 600 / sps} for code, sps in runs]
+
     assert "| 2.00 (300 s) | 5.00 (120 s) | 2.50x | PASS |" in "\n".join(suites_summary(rows(5.0)))
     assert "| 1.90x | within noise |" in "\n".join(suites_summary(rows(3.8)))
     assert "| 1.49x | MISS |" in "\n".join(suites_summary(rows(2.98)))
@@ -188,7 +179,7 @@ def test_a_missing_baseline_commit_is_a_note_not_a_crash(monkeypatch):
     from rad_bench.bench import suites
     from rad_bench.bench.common import QUICK, setup
 
-    b = setup("cpu", QUICK)
+    b = setup("cpu", QUICK, Path("/nonexistent-never-written"))
     monkeypatch.setattr(suites, "BASELINE", "0" * 40)
-    assert suites.bench_suites(b, Path("/nonexistent-never-written")) == []
+    assert suites.bench_suites(b) == []
     assert any("Suite throughput (section 7) not measured" in n for n in b.notes), b.notes

@@ -122,9 +122,12 @@ def mlp_step() -> None:
     (spec,) = [s for s in suite.blocks if s.name == "none"]
     matched = build.matched_config
     for rounded in (False, True):
-        build.matched_config = lambda *a, r=rounded: (
-            lambda c: replace(c, mlp_hidden=c.mlp_hidden // 8 * 8) if r else c
-        )(matched(*a))
+
+        def width(*args, rounded=rounded):
+            cfg = matched(*args)
+            return replace(cfg, mlp_hidden=cfg.mlp_hidden // 8 * 8) if rounded else cfg
+
+        build.matched_config = width
         try:
             seed_everything(0)
             model = build.make_model(suite, spec, data, "cpu")

@@ -31,7 +31,7 @@ Every number comes from one run on one machine, so ratios never mix devices. Eve
    at the recall suite's size and the smoke size (``smoke_all``); target: no block slower than 2x.
 7. ``suites`` (:mod:`~rad_bench.bench.suites`, CPU only): training steps per wall second of whole runs
    of a subset of ``suites/recall.yaml`` and ``suites/smoke.yaml`` as they were at commit a2ad65d, by that commit's
-   code and by this checkout's, one after the other (about 15 minutes; the runs stay under ``--out/suites/``);
+   code and by this checkout's, one after the other (15-20 minutes; the runs stay under ``--out/suites/``);
    target 2x. Needs a full git clone; otherwise a note.
 8. ``gpu`` (:mod:`~rad_bench.bench.gpu`, CUDA only, ``gpu-cuda.csv``): training steps/s per block at
    the ``tiny`` and ``dit_s`` presets with the fast path, their MFU against a bf16 matmul peak measured
@@ -77,6 +77,7 @@ RUNNERS: dict[str, Callable[[Bench], list[dict[str, Any]]]] = {
     "modes": bench_modes,
     "metrics": bench_metrics,
     "steps": bench_steps,
+    "suites": bench_suites,
 }
 
 
@@ -94,7 +95,7 @@ def run(
     if unknown:
         raise ValueError(f"unknown bench section(s) {unknown}; choose from {list(ALL_SECTIONS)}")
     start = time.perf_counter()
-    b = setup(resolve_device(device), QUICK if quick else FULL)
+    b = setup(resolve_device(device), QUICK if quick else FULL, out)
     env = {**env_info(b.device), "device_name": b.name, "quick": quick, "sizes": asdict(b.sizes)}
     env.update(sections=list(sections), argv=sys.argv if argv is None else argv)
     write_json(out / "env.json", env)
@@ -102,7 +103,7 @@ def run(
     results = {}
     for name in (s for s in SECTIONS if s in sections):
         log(f"== {name}")
-        results[name] = bench_suites(b, out) if name == "suites" else RUNNERS[name](b)
+        results[name] = RUNNERS[name](b)
         if results[name]:  # suites: none when the baseline is not in this checkout (a note says so)
             write_csv(out / f"{name}-{b.tag}.csv", results[name])
     if "gpu" in sections:

@@ -95,6 +95,7 @@ class Bench:
     data: Dataset
     diffusion: Diffusion
     name: str  # device model name
+    out: Path = Path("results/bench")  # the bench's output folder (section 7 runs its suites under it)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -188,8 +189,8 @@ def randn(g: torch.Generator, device: str, *shape: int) -> Tensor:
     return torch.randn(*shape, generator=g).to(device)
 
 
-def setup(device: str, sizes: Sizes) -> Bench:
-    """The smoke_all suite (every registered block), its dataset and diffusion, on ``device``."""
+def setup(device: str, sizes: Sizes, out: Path = Path("results/bench")) -> Bench:
+    """The smoke_all suite (every registered block), its dataset and diffusion, on ``device``, writing to ``out``."""
     suite = load_suite(SUITE, [f"data.episodes={sizes.episodes}"])
     diffusion = Diffusion.of(suite.diffusion)
-    return Bench(device, sizes, suite, make_dataset(suite, seed=0), diffusion, device_name(device))
+    return Bench(device, sizes, suite, make_dataset(suite, seed=0), diffusion, device_name(device), out)

@@ -22,8 +22,8 @@ FULL_STEPS = {"recall": 20, "smoke": 10}  # steps per timed repetition (the smok
 
 
 def size_rows(b: Bench, size: str, path: Path) -> list[dict[str, Any]]:
-    """Seconds per training step of every block of the suite at ``path`` (its first sweep point), median and spread
-    of 5 timed runs (``--quick``: 1) of :data:`FULL_STEPS` steps each after 5 untimed steps."""
+    """Seconds per training step of every block of the suite at ``path`` (its first sweep point): median and spread
+    of 5 timed runs of :data:`FULL_STEPS` steps after 5 untimed steps (``--quick``: one run after one step)."""
     suite = load_suite(path, ["train.eval_every=0", "train.compile=off"])
     if "episodes" in type(suite.data).model_fields:  # a world generated up front: generate only what is sampled
         suite = suite.model_copy(update={"data": suite.data.model_copy(update={"episodes": b.sizes.episodes})})
@@ -34,17 +34,11 @@ def size_rows(b: Bench, size: str, path: Path) -> list[dict[str, Any]]:
     for spec in suite.blocks:
         seed_everything(0)
         model = make_model(suite, spec, data, b.device)
-        run = lambda n: (
-            train(  # noqa: E731
-                model,
-                diffusion,
-                data,
-                suite.train.model_copy(update={"steps": n}),
-                seed=0,
-                device=b.device,
-                progress=False,
-            ).step_s
-        )
+
+        def run(n: int, model=model) -> float:
+            cfg = suite.train.model_copy(update={"steps": n})
+            return train(model, diffusion, data, cfg, seed=0, device=b.device, progress=False).step_s
+
         run(warmup)
         times = sorted(run(steps) for _ in range(reps))
         row = b.row(size=size, suite=path.name, block=spec.display, threads=1, steps=steps, reps=len(times))

@@ -123,7 +123,7 @@ def suite_rows(b: Bench, work: Path, suite: str, sets: list[str], limit: int | N
     return rows
 
 
-def bench_suites(b: Bench, out: Path) -> list[dict[str, Any]]:
+def bench_suites(b: Bench) -> list[dict[str, Any]]:
     """One row per suite and code; a note instead when the device is CUDA or the baseline is not in this checkout."""
     if is_cuda(b.device):
         b.notes.append("Suite throughput (section 7) is a CPU measure: not run on CUDA.")
@@ -131,7 +131,7 @@ def bench_suites(b: Bench, out: Path) -> list[dict[str, Any]]:
     rows = []
     for suite, (sets, limit) in (QUICK_SUBSETS if b.sizes.reps == 1 else SUBSETS).items():
         try:
-            rows += suite_rows(b, out / "suites", suite, sets, limit)
+            rows += suite_rows(b, b.out / "suites", suite, sets, limit)
         except BaselineMissing as e:
             b.notes.append(f"Suite throughput (section 7) not measured: {e} (it needs a full git clone).")
             return []

@@ -272,7 +272,7 @@ def suites_summary(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def gpu_summary(rows: list[dict[str, Any]]) -> list[str]:
-    """Section 6 (CUDA only): steps/s and bf16 MFU per block and preset, SSD kernel vs reference."""
+    """Section 8 (CUDA only): steps/s and bf16 MFU per block and preset, SSD kernel vs reference."""
     if not rows:
         return []
     by = {(r["block"], r["preset"], r["kind"]): r["value"] for r in rows if r["kind"] in ("train", "mfu")}
