@@ -591,3 +591,30 @@ def test_learning_curves_draw_a_blocks_sweep_points_in_their_own_line_styles(tmp
     lines = {ln.get_label(): ln for ln in drawn["fig"].axes[0].get_lines()}
     a, b = lines["mamba2[slots=2]"], lines["mamba2[slots=4]"]
     assert a.get_color() == b.get_color() and a.get_linestyle() != b.get_linestyle()
+
+
+def test_figures_are_cropped_as_a_tight_savefig_would(tmp_path):
+    """``_save`` measures the crop once for both formats; the PNG is the pixels of ``bbox_inches="tight"``,
+    legend outside the axes included, and the PDF has a page."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from rad_bench.report.figures import DPI, _save
+    from rad_bench.report.style import legend_outside
+
+    def figure():
+        fig, axes = plt.subplots(1, 2, figsize=(7, 3))
+        for i, ax in enumerate(axes):
+            ax.plot(np.arange(20), np.sin(np.arange(20) / (i + 2)), label=f"block {i}")
+            ax.set_title(f"panel {i}")
+        legend_outside(axes[-1])
+        return fig
+
+    fig = figure()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    png = _save(figure(), tmp_path / "fig")
+    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(buf)))
+    assert (tmp_path / "fig.pdf").read_bytes().startswith(b"%PDF")

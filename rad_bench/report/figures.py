@@ -28,11 +28,18 @@ from rad_bench.report.views import byte_unit  # noqa: E402
 from rad_bench.results import TAGS, split_column, sweep_point  # noqa: E402
 from rad_bench.utils import atomic_write_bytes  # noqa: E402
 
+DPI = 120
+
 
 def _save(fig: plt.Figure, stem: Path) -> Path:
+    """PNG and PDF of ``fig``, cropped to what it draws. The crop is measured once: ``bbox_inches="tight"`` would
+    lay the figure out again for each format, a third of a report's drawing time (the PNG is the same pixels)."""
+    fig.set_dpi(DPI)
+    fig.draw_without_rendering()
+    crop = fig.get_tightbbox(fig.canvas.get_renderer()).padded(plt.rcParams["savefig.pad_inches"])
     for ext in ("png", "pdf"):
         buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=120, bbox_inches="tight")
+        fig.savefig(buf, format=ext, dpi=DPI, bbox_inches=crop)
         atomic_write_bytes(stem.with_suffix(f".{ext}"), buf.getvalue())
     plt.close(fig)
     return stem.with_suffix(".png")
