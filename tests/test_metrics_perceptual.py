@@ -215,6 +215,34 @@ def test_i3d_features_shape(real_feats):
 
 
 @needs_i3d
+def test_i3d_for_inference_is_the_layer_by_layer_network(real_clips, real_feats):
+    """Folded BatchNorms, stacked 1x1 convolutions and channels_last_3d move the features by float32 rounding only."""
+    with torch.no_grad():
+        ref = i3d.layer_by_layer_net()(i3d.resize_clips(real_clips)).double().numpy()
+    assert np.abs(real_feats - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+def test_folded_and_stacked_units_compute_the_same_function():
+    """In float64, without the weights: a folded unit equals conv -> BatchNorm -> ReLU, and stacked 1x1 units
+    equal the units side by side; an unfolded or wider unit does not stack."""
+    torch.manual_seed(0)
+    units = [i3d.Unit3D(6, c).double() for c in (3, 5)]
+    for u in units:
+        u.bn_mean.normal_(), u.bn_var.uniform_(0.5, 2), u.bn_offset.normal_()
+    with pytest.raises(ValueError, match="folded 1x1x1"):
+        i3d.Unit3D.stacked(units)
+    x = torch.randn(2, 6, 3, 5, 5, dtype=torch.float64)
+    with torch.no_grad():
+        ref = torch.cat([u(x) for u in units], 1)
+        for u in units:
+            u.fold_batch_norm()
+        torch.testing.assert_close(torch.cat([u(x) for u in units], 1), ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(i3d.Unit3D.stacked(units)(x), ref, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="folded 1x1x1"):
+        i3d.Unit3D.stacked([i3d.Unit3D(6, 2, (3, 3, 3))])
+
+
+@needs_i3d
 def test_i3d_rejects_short_clips():
     with pytest.raises(ValueError, match="t>=9"):
         i3d.i3d_net()(torch.zeros(1, 3, 8, 224, 224))
