@@ -383,7 +383,8 @@ def bench(
     section: Annotated[
         list[str] | None,
         typer.Option(
-            help="run only this section, repeatable: rollout, scans, train, modes, metrics, gpu [default: all]"
+            help="run only this section, repeatable: rollout, scans, train, modes, metrics, steps, suites, gpu "
+            "[default: all]"
         ),
     ] = None,
 ) -> None:

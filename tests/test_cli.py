@@ -85,3 +85,10 @@ def test_forced_kernel_without_cuda_names_the_install_command(tmp_path):
     )
     assert res.exit_code == 2
     assert "pip install mamba-ssm" in res.output
+
+
+def test_bench_help_names_every_section():
+    from rad_bench.bench import ALL_SECTIONS
+
+    text = " ".join(CliRunner().invoke(app, ["bench", "--help"], terminal_width=400).output.split())
+    assert all(s in text.split("repeatable:")[1].split("[default")[0] for s in ALL_SECTIONS), text
