@@ -138,6 +138,8 @@ class Suite(Strict):
             raise ValueError(f"blocks: duplicate entries {dupes}; give each a distinct 'label'")
         if not self.blocks:
             raise ValueError("blocks: list at least one block")
+        if not self.seeds:
+            raise ValueError("seeds: an empty list trains nothing; list at least one seed, e.g. seeds: [0]")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: duplicates in {self.seeds}")
         if bad := [s for s in self.seeds if not 0 <= s < 2**31]:

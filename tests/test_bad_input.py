@@ -494,13 +494,14 @@ def test_nan_loss_stops_with_the_step_and_a_hint(tmp_path):
         ("name: ok\nblocks: [none]\nrollout: {sampling_steps: 5000}", ["sampling_steps", "> diffusion.levels"]),
         ("name: ok\nblocks: [none]\nseeds: [-1]", [r"seeds: \[-1\] out of range"]),
         ("name: ok\nblocks: [none]\nseeds: [4294967296]", ["out of range"]),
+        ("name: ok\nblocks: [none]\nseeds: []", ["seeds: an empty list trains nothing", r"seeds: \[0\]"]),
         ("name: ok\nblocks: [none]\nmodel: {anchor: true}\ndiffusion: {prediction: v}",
          ["model.anchor", "set diffusion.prediction: x0 and train.mode: frame"]),
         ("name: ok\nblocks: [none]\nmodel: {anchor: true}\ndiffusion: {prediction: x0}\ntrain: {mode: chunk}",
          ["model.anchor", "train.mode: frame"]),
     ],
     ids=["name_dotdot", "name_abs", "label_slash", "label_dotdot", "sweep_dupes", "sweep_path", "steps", "seed_neg",
-         "seed_huge", "anchor_needs_x0", "anchor_needs_frame_mode"],
+         "seed_huge", "seeds_empty", "anchor_needs_x0", "anchor_needs_frame_mode"],
 )  # fmt: skip
 def test_values_that_become_paths_or_nonsense_are_refused(tmp_path, body, patterns):
     p = suite_file(tmp_path, "include: _tiny_base.yaml\n" + body + "\n")

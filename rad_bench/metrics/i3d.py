@@ -14,10 +14,10 @@ Numerics follow the TF original, not torch defaults:
 
 :func:`i3d_net` serves the same network rewritten for inference (:meth:`InceptionI3d.for_inference`): each
 BatchNorm folded into its convolution, an Inception block's three 1x1 convolutions of the same input run as one,
-and on CPU activations kept in ``channels_last_3d`` (PyTorch's CPU max-pool is 6x slower in the default layout,
-and a concatenation does not keep the layout by itself). Features move by float32 rounding only (about 1e-6 of
-their scale; ``tests/test_metrics_perceptual.py`` checks them against the layer-by-layer network), at about
-two thirds of the time on one CPU thread (``python experiments/throughput/i3d.py``).
+and on CPU activations kept in ``channels_last_3d`` (PyTorch's CPU max-pool is several times slower in the
+default layout, and a concatenation does not keep the layout by itself). Features move by float32 rounding only
+(about 1e-6 of their scale; ``tests/test_metrics_perceptual.py`` checks them against the layer-by-layer network),
+at 0.7x the time on one CPU thread (``python experiments/throughput/i3d.py --layers 8``).
 """
 
 from __future__ import annotations
