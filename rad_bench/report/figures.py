@@ -33,7 +33,7 @@ DPI = 120
 
 def _save(fig: plt.Figure, stem: Path) -> Path:
     """PNG and PDF of ``fig``, cropped to what it draws. The crop is measured once: ``bbox_inches="tight"`` would
-    lay the figure out again for each format, a third of a report's drawing time (the PNG is the same pixels)."""
+    lay the figure out again for each format before rendering it (the PNG is the same pixels)."""
     fig.set_dpi(DPI)
     fig.draw_without_rendering()
     crop = fig.get_tightbbox(fig.canvas.get_renderer()).padded(plt.rcParams["savefig.pad_inches"])
