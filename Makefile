@@ -12,9 +12,9 @@ install: $(VENV)/.installed
 # torch first, pinned to the CPU build that lies on this machine's disk (an unpinned torch pulls
 # a multi-GB CUDA build); pyproject then leaves it alone. The LPIPS/I3D weight carriers are
 # installed without their jax dependencies: rad-bench reads their numpy weights directly.
-# pip byte-compiles on one core; compileall does the same on all of them (a third less time for the whole
-# set-up on 2 cores). Like pip, it skips the few files this Python cannot compile (torch ships
-# Python 3.12-only test helpers), so its exit status is not an error here.
+# pip byte-compiles on one core; compileall does the same on all of them (docs/throughput.md: the
+# set-up in 13-20% less time on 2 cores). Like pip, it skips the few files this Python cannot compile
+# (torch ships Python 3.12-only test helpers), so its exit status is not an error here.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
