@@ -224,7 +224,7 @@ def test_i3d_for_inference_is_the_layer_by_layer_network(real_clips, real_feats)
 
 def test_folded_and_stacked_units_compute_the_same_function():
     """In float64, without the weights: a folded unit equals conv -> BatchNorm -> ReLU, and stacked 1x1 units
-    equal the units side by side; an unfolded or wider unit does not stack."""
+    equal the units side by side; an unfolded unit, or a 3x3x3 one, does not stack."""
     torch.manual_seed(0)
     units = [i3d.Unit3D(6, c).double() for c in (3, 5)]
     for u in units:
@@ -238,8 +238,10 @@ def test_folded_and_stacked_units_compute_the_same_function():
             u.fold_batch_norm()
         torch.testing.assert_close(torch.cat([u(x) for u in units], 1), ref, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(i3d.Unit3D.stacked(units)(x), ref, rtol=1e-12, atol=1e-12)
+    wide = i3d.Unit3D(6, 2, (3, 3, 3))
+    wide.fold_batch_norm()
     with pytest.raises(ValueError, match="folded 1x1x1"):
-        i3d.Unit3D.stacked([i3d.Unit3D(6, 2, (3, 3, 3))])
+        i3d.Unit3D.stacked([units[0], wide])
 
 
 @needs_i3d

@@ -43,8 +43,8 @@ def layer_times(net: torch.nn.Module, clips: torch.Tensor) -> tuple[Counter[str]
         name = f"conv {unit.kernel} {shape[0]} -> {out.shape[1]} channels on {shape[1:]}"
         spent[name] += time.perf_counter() - unit.t0
 
-    hooks = [h for m in net.modules() if isinstance(m, i3d.Unit3D) for h in (
-        m.register_forward_pre_hook(before), m.register_forward_hook(after))]  # fmt: skip
+    units = [m for m in net.modules() if isinstance(m, i3d.Unit3D)]
+    hooks = [u.register_forward_pre_hook(before) for u in units] + [u.register_forward_hook(after) for u in units]
     i3d.max_pool_same = timed_pool
     try:
         t0 = time.perf_counter()
