@@ -35,7 +35,7 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     from rad_bench.data import DataError
     from rad_bench.launch import LaunchError
     from rad_bench.ops import KernelUnavailableError
-    from rad_bench.report.runs import ReportError
+    from rad_bench.results import ReportError
     from rad_bench.train import CheckpointError, TrainingDiverged
     from rad_bench.utils import DeviceUnavailableError, OutsideError
 
@@ -191,6 +191,18 @@ def _processes(
     return workers, threads
 
 
+def _freeze_imports() -> None:
+    """Move what the imports built (torch, and ``torch._dynamo``, which the first optimizer imports anyway) out of the
+    garbage collector's reach for the rest of this process. Every full collection after it, e.g. the one before each
+    rollout's memory measurement (``rad_bench.utils.peak_memory``), then walks only what the run itself allocates.
+    No collection first: it would cost what one saves, for the little garbage that importing leaves."""
+    import gc
+
+    import torch._dynamo  # noqa: F401
+
+    gc.freeze()
+
+
 def _start(
     s: Any,
     path: Path,
@@ -207,6 +219,8 @@ def _start(
     """Run the suite here, with ``workers - 1`` helper processes, or as cluster jobs (rad_bench.launch)."""
     from rad_bench.launch import LaunchError, run_on_cluster, worker_command, worker_pool
     from rad_bench.runner import run_suite
+
+    _freeze_imports()
 
     if launcher != "none" and workers > 1:
         raise LaunchError(f"--launcher {launcher} runs one job per cell; drop --workers (it is for one machine)")

@@ -27,6 +27,13 @@ METRICS_CSV, STATE_CSV, EFFICIENCY_CSV = "metrics.csv", "state.csv", "efficiency
 CURVE_CSV = "curve.csv"  # a trained cell's learning curve (train.eval_every): block, seed, variant, step, metric, value
 LEADERBOARD_CSV, LEADERBOARD_MD = "leaderboard.csv", "leaderboard.md"
 
+
+class ReportError(ValueError):
+    """A report cannot be built from a run folder's results; the message names the path and the fix. Defined here,
+    not in :mod:`rad_bench.report`, so that a run's error boundary names it without importing pandas and
+    matplotlib into a process that draws no report (a ``--workers`` helper, a cluster job)."""
+
+
 GROUPS = (*TAGS, "all")  # the leaderboard's column groups: one per tag, and every frame
 
 # Reference rows (rad_bench.reference): scored like every block, never trained. A block's leaderboard

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from rad_bench import report as report_
 from rad_bench.build import check_blocks, make_dataset
 from rad_bench.cell import RunContext, eval_set_of, run_cell, run_reference_cell
 from rad_bench.config import Suite, SuiteError
@@ -126,5 +125,8 @@ def run_suite(
 
 def finish_run(run_dir: Path, suite: Suite) -> None:
     """The combined CSVs and the report of ``run_dir`` from the cells done so far (the report takes the
-    ``combine`` lock: concurrent runs finishing together write the same files in turn)."""
+    ``combine`` lock: concurrent runs finishing together write the same files in turn). Imported here: a process
+    that draws no report (a ``--workers`` helper, a cluster job) needs neither pandas nor matplotlib."""
+    from rad_bench import report as report_
+
     report_.write(run_dir, sort_by=suite.leaderboard.sort_by)

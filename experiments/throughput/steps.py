@@ -5,7 +5,8 @@
 Times ``rad_bench.train.train`` as the runner calls it (the suite's model, data and diffusion, first sweep point),
 after ``--warmup`` untimed steps (which include compiling); prints seconds per step per block. ``--profile N``
 records N steps under ``torch.profiler`` and prints one markdown row per block: milliseconds per step of self CPU
-time in each class of op (matmul, attention, elementwise, norm, layout and copies, optimizer, other)."""
+time in each class of op (matmul, attention, elementwise, norm, layout and copies, optimizer, other); with
+``--top K`` also the K ops with the most self CPU time, with their input shapes."""
 
 from __future__ import annotations
 
@@ -84,6 +85,15 @@ def categories(prof, steps: int) -> dict[str, float]:
     return out
 
 
+def print_top(prof, steps: int, k: int) -> None:
+    """The ``k`` (op, input shapes) pairs with the most self CPU time: ms per step and calls per step."""
+    rows = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: -e.self_cpu_time_total)[:k]
+    for e in rows:
+        shapes = ", ".join(str(tuple(s)) for s in e.input_shapes if s)
+        ms, calls = e.self_cpu_time_total / 1000 / steps, e.count / steps
+        print(f"    {ms:6.2f} ms  {calls:5.1f} calls  {e.key:40s} {shapes[:90]}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("suite")
@@ -95,6 +105,7 @@ def main() -> None:
     p.add_argument("--profile", type=int, default=0)
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--repeats", type=int, default=3, help="timed runs of --steps: median and range")
+    p.add_argument("--top", type=int, default=0, help="with --profile: list the K ops with the most self time")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     sets = [*a.set, "train.eval_every=0", f"train.compile={'on' if a.compile else 'off'}"]
@@ -118,10 +129,12 @@ def main() -> None:
         if a.profile:
             from torch.profiler import ProfilerActivity, profile
 
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with profile(activities=[ProfilerActivity.CPU], record_shapes=a.top > 0) as prof:
                 st = steps(a.profile)
             cells = " | ".join(f"{v:.0f}" for v in categories(prof, a.profile).values())
             print(f"| {spec.display} | {st.step_s * 1000:.0f} | {cells} |", flush=True)
+            if a.top:
+                print_top(prof, a.profile, a.top)
             continue
         runs = sorted(steps(a.steps).step_s * 1000 for _ in range(a.repeats))
         print(

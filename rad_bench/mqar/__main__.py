@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rad_bench.mqar.config import load_mqar
 from rad_bench.mqar.run import sweep_lr
-from rad_bench.report.runs import ReportError
+from rad_bench.results import ReportError
 from rad_bench.suitefile import SuiteError
 from rad_bench.token_run import run_mqar
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rad_bench.report.runs import ReportError
-from rad_bench.results import METRICS_CSV
+from rad_bench.results import METRICS_CSV, ReportError
 from rad_bench.schema import safe_name
 
 

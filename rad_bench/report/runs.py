@@ -45,12 +45,15 @@ from rad_bench.report.views import (
     reference_note,
     unit_note,
 )
-from rad_bench.results import EFFICIENCY_CSV, METRICS_CSV, STATE_CSV, capacity_key, split_column, sweep_point
-
-
-class ReportError(ValueError):
-    """A report cannot be built; the message names the path and the fix."""
-
+from rad_bench.results import (
+    EFFICIENCY_CSV,
+    METRICS_CSV,
+    STATE_CSV,
+    ReportError,
+    capacity_key,
+    split_column,
+    sweep_point,
+)
 
 T = TypeVar("T")
 METRICS_REQUIRED = ("block", "seed", "clip", "frame", "tag", "metric", "value")
