@@ -220,12 +220,11 @@ def _start(
     from rad_bench.launch import LaunchError, run_on_cluster, worker_command, worker_pool
     from rad_bench.runner import run_suite
 
-    _freeze_imports()
-
     if launcher != "none" and workers > 1:
         raise LaunchError(f"--launcher {launcher} runs one job per cell; drop --workers (it is for one machine)")
     if launcher != "none":
         return run_on_cluster(s, launcher, **where, argv=sys.argv)
+    _freeze_imports()  # this process trains; a cluster run's parent only submits jobs and waits
     helpers = worker_pool(worker_command(path, overrides, where["limit_steps"], threads), workers - 1)
     return run_suite(
         s,
