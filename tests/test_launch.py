@@ -81,8 +81,8 @@ print(sorted(m for m in ("pandas", "matplotlib", "scipy") if m in sys.modules), 
 
 def test_a_process_that_draws_no_report_imports_no_report_libraries(suite_file, tmp_path):
     """A ``--workers`` helper (``--no-report``) trains, rolls out and scores without pandas, matplotlib or scipy,
-    which only the report needs (0.7x the whole process's time on the 2-core CPU), and with the imports' objects
-    frozen out of the garbage collector's full collections (``cli._freeze_imports``)."""
+    which only the report needs, and with the imports' objects frozen out of the garbage collector's full
+    collections (``cli._freeze_imports``); the two together: 0.58x the whole process's time (docs/throughput.md)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     args = [str(suite_file), "--run-dir", str(tmp_path / "run"), "--no-progress", "--no-report", "--limit-steps", "1"]
     res = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=300)
