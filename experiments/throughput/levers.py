@@ -1,6 +1,6 @@
 """Single-op timings behind docs/throughput.md's "Levers measured" (issue 25), one torch thread.
 
-    python experiments/throughput/levers.py [--only rope,conv,matmul,attention,alloc,mlp_step]
+    python experiments/throughput/levers.py [--only rope,conv,matmul,attention,alloc,mlp_step,bf16]
 
 Each part prints milliseconds (median of 5 timed batches of calls) for the form in use and the alternatives it was
 weighed against, at the sizes of the smoke suite's model (16 clips x 12 frames x 16 tokens, width 64, 4 heads):
@@ -12,6 +12,8 @@ weighed against, at the sizes of the smoke suite's model (16 clips x 12 frames x
 - ``alloc``: an elementwise product into a new 6 MB tensor against into an existing one.
 - ``mlp_step``: whole training steps of ``none`` at ``suites/smoke.yaml``'s size with its matched MLP width and
   with that width rounded down to a multiple of 8 (3 x 10 steps each).
+- ``bf16``: ATen's CPU capability, then matmuls in float32 against bfloat16 at the MLP's shapes and at 2048^3 (whole
+  steps under bf16 autocast: ``steps.py SUITE --set train.precision=bf16``).
 """
 
 from __future__ import annotations
@@ -140,7 +142,29 @@ def mlp_step() -> None:
         print(f"mlp_step none, MLP {width} units: " + ", ".join(f"{r * 1e3:.1f}" for r in sorted(runs)) + " ms/step")
 
 
-PARTS = {"rope": rope, "conv": conv, "matmul": matmul, "attention": attention, "alloc": alloc, "mlp_step": mlp_step}
+def bf16() -> None:
+    print(f"bf16: ATen CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    for m, k, n in ((3072, 64, 385), (1024, 64, 641), (2048, 2048, 2048)):
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        calls = 3 if m == 2048 else 20
+        f32, f16 = ms(lambda a=a, b=b: a @ b, calls), ms(lambda a=a16, b=b16: a @ b, calls)
+        flop = 2 * m * k * n / 1e6
+        print(
+            f"bf16: matmul {m} x {k} x {n}: float32 {f32:.2f} ms ({flop / f32:.0f} GFLOP/s), bfloat16 {f16:.2f} ms "
+            f"({flop / f16:.0f} GFLOP/s)"
+        )
+
+
+PARTS = {
+    "rope": rope,
+    "conv": conv,
+    "matmul": matmul,
+    "attention": attention,
+    "alloc": alloc,
+    "mlp_step": mlp_step,
+    "bf16": bf16,
+}
 
 
 def main() -> None:
