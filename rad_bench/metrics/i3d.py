@@ -155,13 +155,13 @@ class InceptionBlock(nn.Module):
         self.b3 = Unit3D(cin, w3)
         self.out_channels = w0 + w1b + w2b + w3
         self.pointwise: Unit3D | None = None  # b0, b1a and b2a as one unit (stack_pointwise)
+        self.pointwise_widths = [w0, w1a, w2a]  # its output's channel blocks, in that order
 
     def forward(self, x: Tensor) -> Tensor:
         pooled = max_pool_same(x, (3, 3, 3), (1, 1, 1))
         if self.pointwise is None:
             return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3(pooled)], 1)
-        widths = [u.conv.out_channels for u in (self.b0, self.b1a, self.b2a)]
-        y0, y1, y2 = self.pointwise(x).split(widths, 1)
+        y0, y1, y2 = self.pointwise(x).split(self.pointwise_widths, 1)
         return torch.cat([y0, self.b1b(y1), self.b2b(y2), self.b3(pooled)], 1)
 
     def stack_pointwise(self) -> None:
