@@ -1,6 +1,6 @@
 """Single-op timings behind docs/throughput.md's "Levers measured" (issue 25), one torch thread.
 
-    python experiments/throughput/levers.py [--only rope,conv,matmul,attention,alloc,mlp_step,bf16]
+    python experiments/throughput/levers.py [--only rope,conv,matmul,attention,alloc,mlp_step,bf16,small_ops_step]
 
 Each part prints milliseconds (median of 5 timed batches of calls) for the form in use and the alternatives it was
 weighed against, at the sizes of the smoke suite's model (16 clips x 12 frames x 16 tokens, width 64, 4 heads):
@@ -14,6 +14,10 @@ weighed against, at the sizes of the smoke suite's model (16 clips x 12 frames x
   with that width rounded down to a multiple of 8 (3 x 10 steps each).
 - ``bf16``: ATen's CPU capability, then matmuls in float32 against bfloat16 at the MLP's shapes and at 2048^3 (whole
   steps under bf16 autocast: ``steps.py SUITE --set train.precision=bf16``).
+- ``small_ops_step``: whole training steps of ``none`` and ``mamba2`` at ``suites/recall.yaml``'s size, the model as
+  it is against the two small ops that its profile ranks highest written with their own backward (the tanh-GELU
+  as ``x * sigmoid(2u)``, RoPE's rotation), alternating, 3 x 20 steps each; first the rewrites' largest difference
+  from the ops they stand for.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
+from rad_bench.model import layers
 from rad_bench.model.layers import apply_rope_2d, rope_2d
 from rad_bench.ops.ssd import depthwise_conv1d
 
@@ -156,6 +161,86 @@ def bf16() -> None:
         )
 
 
+class _GeluTanh(torch.autograd.Function):
+    """``0.5 x (1 + tanh(u)) = x sigmoid(2u)``, ``u = sqrt(2/pi) (x + 0.044715 x^3)``: one sigmoid, no tanh."""
+
+    @staticmethod
+    def forward(ctx, x):
+        c = 2 * (2 / torch.pi) ** 0.5
+        s = torch.sigmoid_((x * x).mul_(0.044715).add_(1.0).mul_(x).mul_(c))
+        ctx.save_for_backward(x, s)
+        return x * s
+
+    @staticmethod
+    def backward(ctx, g):
+        x, s = ctx.saved_tensors
+        c = 2 * (2 / torch.pi) ** 0.5
+        du = (x * x).mul_(3 * 0.044715 * c).add_(c)
+        return g * (1 - s).mul_(s).mul_(x).mul_(du).add_(s)
+
+
+class _Rotate(torch.autograd.Function):
+    """``x cos + swap(x) signed``; its gradient ``g cos + swap(g signed)`` (a half swap is its own inverse)."""
+
+    @staticmethod
+    def forward(ctx, x, cos, signed, groups):
+        ctx.save_for_backward(cos, signed)
+        ctx.groups = groups
+        return x * cos + _swap(x, groups) * signed
+
+    @staticmethod
+    def backward(ctx, g):
+        cos, signed = ctx.saved_tensors
+        return g * cos + _swap(g * signed, ctx.groups), None, None, None
+
+
+def _swap(x: torch.Tensor, groups: int) -> torch.Tensor:
+    v = x.unflatten(-1, (groups, 2, x.shape[-1] // (2 * groups)))
+    return torch.cat([v[..., 1:, :], v[..., :1, :]], dim=-2).flatten(-3)
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, groups: int) -> torch.Tensor:
+    s = sin.unflatten(-1, (groups, 2, sin.shape[-1] // (2 * groups)))
+    return _Rotate.apply(x, cos, torch.cat([-s[..., :1, :], s[..., 1:, :]], dim=-2).flatten(-3), groups)
+
+
+def small_ops_step() -> None:
+    from rad_bench import build
+    from rad_bench.config import load_suite
+    from rad_bench.model.diffusion import Diffusion
+    from rad_bench.train import train
+    from rad_bench.utils import seed_everything
+
+    x = torch.randn(4, 641, dtype=torch.float64, requires_grad=True)
+    cos, sin = rope_2d(2, 16, x.device)
+    y = torch.randn(8, 4, 4, 16, requires_grad=True)  # the tables are float32, and so is the op's arithmetic
+    gelu = (_GeluTanh.apply(x) - F.gelu(x, approximate="tanh")).abs().max().item()
+    rope = (_rotate(y, cos, sin, 2) - apply_rope_2d(y, cos, sin)).abs().max().item()
+    print(f"small_ops_step: rewrites against the ops: gelu {gelu:.1e} (float64), rope {rope:.1e} (float32)")
+    print(f"small_ops_step: gradients match: {torch.autograd.gradcheck(_GeluTanh.apply, (x[:1, :8],))}")
+    suite = load_suite("suites/recall.yaml", ["train.eval_every=0", "train.compile=off"])
+    data, diffusion = build.make_dataset(suite, seed=0), Diffusion.of(suite.diffusion)
+    rotate, cfg = layers._rotate, lambda n: suite.train.model_copy(update={"steps": n})
+    for name in ("none", "mamba2"):
+        for rewritten in (False, True, False, True):
+            (spec,) = [s for s in suite.blocks if s.name == name]
+            seed_everything(0)
+            model = build.make_model(suite, spec, data, "cpu")
+            if rewritten:
+                layers._rotate = _rotate
+                for m in model.modules():
+                    if isinstance(m, torch.nn.GELU) and m.approximate == "tanh":
+                        m.forward = _GeluTanh.apply
+            try:
+                train(model, diffusion, data, cfg(5), seed=0, device="cpu", progress=False)
+                runs = [train(model, diffusion, data, cfg(20), seed=0, device="cpu", progress=False) for _ in range(3)]
+            finally:
+                layers._rotate = rotate
+            form = "rewritten" if rewritten else "as is"
+            times = ", ".join(f"{r.step_s * 1e3:.1f}" for r in sorted(runs, key=lambda r: r.step_s))
+            print(f"small_ops_step {name:6s} {form:9s}: {times} ms/step", flush=True)
+
+
 PARTS = {
     "rope": rope,
     "conv": conv,
@@ -164,6 +249,7 @@ PARTS = {
     "alloc": alloc,
     "mlp_step": mlp_step,
     "bf16": bf16,
+    "small_ops_step": small_ops_step,
 }
 
 
