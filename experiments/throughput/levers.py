@@ -211,13 +211,20 @@ def small_ops_step() -> None:
     from rad_bench.train import train
     from rad_bench.utils import seed_everything
 
+    torch.manual_seed(0)
     x = torch.randn(4, 641, dtype=torch.float64, requires_grad=True)
     cos, sin = rope_2d(2, 16, x.device)
     y = torch.randn(8, 4, 4, 16, requires_grad=True)  # the tables are float32, and so is the op's arithmetic
     gelu = (_GeluTanh.apply(x) - F.gelu(x, approximate="tanh")).abs().max().item()
+    g = torch.randn_like(y)
+    (ours,) = torch.autograd.grad(_rotate(y, cos, sin, 2), y, g)
+    (theirs,) = torch.autograd.grad(apply_rope_2d(y, cos, sin), y, g)
     rope = (_rotate(y, cos, sin, 2) - apply_rope_2d(y, cos, sin)).abs().max().item()
     print(f"small_ops_step: rewrites against the ops: gelu {gelu:.1e} (float64), rope {rope:.1e} (float32)")
-    print(f"small_ops_step: gradients match: {torch.autograd.gradcheck(_GeluTanh.apply, (x[:1, :8],))}")
+    print(
+        f"small_ops_step: gradients: gelu passes gradcheck {torch.autograd.gradcheck(_GeluTanh.apply, (x[:1, :8],))}, "
+        f"rope {(ours - theirs).abs().max().item():.1e} from autograd's"
+    )
     suite = load_suite("suites/recall.yaml", ["train.eval_every=0", "train.compile=off"])
     data, diffusion = build.make_dataset(suite, seed=0), Diffusion.of(suite.diffusion)
     rotate, cfg = layers._rotate, lambda n: suite.train.model_copy(update={"steps": n})
